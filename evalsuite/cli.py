@@ -1,0 +1,122 @@
+"""The ``evalsuite`` command line. Every user-facing failure prints one clear line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evalsuite import __version__
+from evalsuite.adapters import AdapterError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Evaluate LoRA-family checkpoints (LoRA, rsLoRA/RoRA, RaSA, MoRA, DoRA, VeRA, ...) "
+    "the way the RaSA paper does.",
+)
+adapter_app = typer.Typer(no_args_is_help=True, help="Inspect adapter checkpoints.")
+app.add_typer(adapter_app, name="adapter")
+err = Console(stderr=True, soft_wrap=True)
+
+DtypeOption = Annotated[
+    str | None,
+    typer.Option(help="Output dtype: float32, bfloat16 or float16 (default: the base's own)."),
+]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace --out if it already exists.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"evalsuite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Evaluate LoRA-family checkpoints the way the RaSA paper does."""
+
+
+@adapter_app.command("info")
+def adapter_info(
+    path: Annotated[Path, typer.Argument(help="Checkpoint directory (adapter or full model).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Kind, ranks, trainable parameters and epoch of a checkpoint."""
+    from evalsuite.adapters import load
+
+    info = load(path).info()
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    table = Table(title=str(path), show_header=False)
+    for key, value in info.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and value > 9999 else str(value))
+    Console().print(table)
+
+
+@app.command()
+def merge(
+    base: Annotated[Path, typer.Option(help="Base model directory (safetensors).")],
+    adapter: Annotated[Path, typer.Option(help="Adapter or full fine-tune checkpoint directory.")],
+    out: Annotated[Path, typer.Option(help="Output directory for the merged model.")],
+    dtype: DtypeOption = None,
+    overwrite: OverwriteOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Merge a checkpoint into its base: streamed shard by shard, fp32 arithmetic, atomic output."""
+    from evalsuite.adapters import merge as do_merge
+
+    out_dir = do_merge(base, adapter, out, dtype=dtype, overwrite=overwrite, progress=not quiet)
+    info = json.loads((out_dir / "merge_info.json").read_text())
+    err.print(
+        f"merged {info['adapter_kind']} ({info['modules_merged']} modules) into {out_dir} "
+        f"as {info['dtype']} in {info['seconds']:.1f} s"
+    )
+
+
+@app.command("export-lora")
+def export_lora(
+    adapter: Annotated[Path, typer.Option(help="Adapter checkpoint directory.")],
+    out: Annotated[Path, typer.Option(help="Output directory for the plain LoRA.")],
+    pad_to: Annotated[
+        str | None,
+        typer.Option(help="Zero-pad to this rank, or 'auto' for the next rank vLLM accepts."),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="Tensor dtype of the export.")] = "float32",
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Write an exact plain PEFT LoRA (LoRA, rsLoRA, RaSA) that vLLM and PEFT can load."""
+    from evalsuite.adapters import export_lora as do_export
+
+    out_dir = do_export(adapter, out, pad_to=pad_to, dtype=dtype, overwrite=overwrite)
+    info = json.loads((out_dir / "export_info.json").read_text())
+    err.print(
+        f"exported {info['source_kind']} as a rank-{info['rank']} LoRA "
+        f"(exact rank {info['exact_rank']}) into {out_dir}"
+    )
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except AdapterError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
