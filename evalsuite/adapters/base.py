@@ -285,6 +285,15 @@ def require(tensors: Mapping[str, torch.Tensor], key: str, source: str, why: str
     return tensors[key]
 
 
+def require_part(
+    parts: Mapping[str, torch.Tensor], module: str, suffix: str, source: str, why: str
+) -> torch.Tensor:
+    """A per-module tensor (``lora_A.weight`` of ``model.layers.0...``), named in full if absent."""
+    if suffix not in parts:
+        raise AdapterError(f"{source}: tensor '{PEFT_PREFIX}{module}.{suffix}' is missing ({why})")
+    return parts[suffix]
+
+
 def check_shape(
     key: str, tensor: torch.Tensor, expected: tuple[int | None, ...], source: str, why: str
 ) -> None:

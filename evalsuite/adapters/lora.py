@@ -12,7 +12,13 @@ from collections.abc import Mapping
 
 import torch
 
-from evalsuite.adapters.base import Adapter, LoraFactors, check_shape, rank_scale, require
+from evalsuite.adapters.base import (
+    Adapter,
+    LoraFactors,
+    check_shape,
+    rank_scale,
+    require_part,
+)
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.grouping import group_by_module
 
@@ -66,8 +72,8 @@ class LoraAdapter(Adapter):
         r_default = int(cfg.get("r", 8))
         alpha_default = float(cfg.get("lora_alpha", r_default))
         for module, parts in groups.items():
-            a = require(parts, "lora_A.weight", self.source, f"LoRA factor A of {module}")
-            b = require(parts, "lora_B.weight", self.source, f"LoRA factor B of {module}")
+            a = require_part(parts, module, "lora_A.weight", self.source, "LoRA factor A")
+            b = require_part(parts, module, "lora_B.weight", self.source, "LoRA factor B")
             r = int(pattern_value(cfg.get("rank_pattern"), module, r_default))
             alpha = float(pattern_value(cfg.get("alpha_pattern"), module, alpha_default))
             why = f"r={r} from adapter_config.json"
@@ -130,8 +136,8 @@ class DoraAdapter(LoraAdapter):
         super()._parse(tensors)
         self._magnitude = {}
         for module, parts in self._extra.items():
-            mag = require(
-                parts, "lora_magnitude_vector", self.source, f"DoRA magnitude of {module}"
+            mag = require_part(
+                parts, module, "lora_magnitude_vector", self.source, "DoRA magnitude"
             )
             check_shape(
                 f"{module}.lora_magnitude_vector",
@@ -172,9 +178,9 @@ class AdaLoraAdapter(Adapter):
         groups, _ = group_by_module(tensors, ("lora_A", "lora_B", "lora_E"), self.source, self.kind)
         self._parts = {}
         for module, parts in groups.items():
-            a = require(parts, "lora_A", self.source, f"AdaLoRA right vectors of {module}")
-            b = require(parts, "lora_B", self.source, f"AdaLoRA left vectors of {module}")
-            e = require(parts, "lora_E", self.source, f"AdaLoRA singular values of {module}")
+            a = require_part(parts, module, "lora_A", self.source, "AdaLoRA right vectors")
+            b = require_part(parts, module, "lora_B", self.source, "AdaLoRA left vectors")
+            e = require_part(parts, module, "lora_E", self.source, "AdaLoRA singular values")
             r = a.shape[0]
             check_shape(f"{module}.lora_B", b, (None, r), self.source, f"rank {r} from lora_A")
             check_shape(f"{module}.lora_E", e, (r, 1), self.source, f"rank {r} from lora_A")

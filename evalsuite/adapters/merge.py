@@ -61,7 +61,15 @@ def parse_dtype(dtype: str | None) -> str | None:
 
 def _plan(adapter: Adapter, weights: ModelWeights, config: dict) -> dict[str, str]:
     """Base tensor name -> adapter module, after checking every module fits the base."""
-    n_layers = config.get("num_hidden_layers")
+    n_layers, hidden = config.get("num_hidden_layers"), config.get("hidden_size")
+    for module in adapter.modules:  # the common case first, in the user's words
+        in_f = adapter.expected_shape(module)[1]
+        if module.endswith("q_proj") and hidden and in_f and in_f != hidden:
+            raise AdapterError(
+                f"{adapter.source}: adapter was made for a model of hidden size {in_f} "
+                f"({module} takes {in_f} inputs) but the base in {weights.directory} has hidden "
+                f"size {hidden}; the adapter was made for another base model"
+            )
     plan = {}
     for module in adapter.modules:
         name = f"{module}.weight"

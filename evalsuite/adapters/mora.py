@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from evalsuite.adapters.base import Adapter, check_shape, require
+from evalsuite.adapters.base import Adapter, check_shape, require_part
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.grouping import group_by_module
 
@@ -74,7 +74,7 @@ class MoraAdapter(Adapter):
         )
         self._m = {}
         for module, parts in groups.items():
-            m = require(parts, "lora_A.weight", self.source, f"MoRA square matrix of {module}")
+            m = require_part(parts, module, "lora_A.weight", self.source, "MoRA square matrix")
             check_shape(
                 f"{module}.lora_A.weight",
                 m,

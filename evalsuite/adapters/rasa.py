@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from evalsuite.adapters.base import Adapter, LoraFactors, check_shape, module_type, require
+from evalsuite.adapters.base import (
+    Adapter,
+    LoraFactors,
+    check_shape,
+    module_type,
+    require,
+    require_part,
+)
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.grouping import group_by_module
 
@@ -50,9 +57,9 @@ class RasaAdapter(Adapter):
             mtype = module_type(module)
             n_layers = self._layers_of_type[mtype]
             r_eff = r - k + n_layers * k
-            a = require(parts, "rasa_A.weight", self.source, f"layer-specific A of {module}")
-            b = require(parts, "rasa_B.weight", self.source, f"layer-specific B of {module}")
-            d = require(parts, "rasa_mixing.weight", self.source, f"diagonal D of {module}")
+            a = require_part(parts, module, "rasa_A.weight", self.source, "layer-specific A")
+            b = require_part(parts, module, "rasa_B.weight", self.source, "layer-specific B")
+            d = require_part(parts, module, "rasa_mixing.weight", self.source, "diagonal D")
             sa_key, sb_key = shared_key("A", mtype), shared_key("B", mtype)
             sa = require(shared, sa_key, self.source, f"shared pool A of {mtype}")
             sb = require(shared, sb_key, self.source, f"shared pool B of {mtype}")

@@ -6,7 +6,7 @@ Only the lambdas are trained; ``vera_A`` / ``vera_B`` must be saved with the ada
 
 from __future__ import annotations
 
-from evalsuite.adapters.base import Adapter, check_shape, require
+from evalsuite.adapters.base import Adapter, check_shape, require, require_part
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.grouping import group_by_module
 
@@ -32,8 +32,8 @@ class VeraAdapter(Adapter):
         check_shape(_B, self._vera_b, (None, r), self.source, f"rank {r} from {_A}")
         self._lambdas = {}
         for module, parts in groups.items():
-            lb = require(parts, "vera_lambda_b", self.source, f"VeRA output scaling of {module}")
-            ld = require(parts, "vera_lambda_d", self.source, f"VeRA rank scaling of {module}")
+            lb = require_part(parts, module, "vera_lambda_b", self.source, "VeRA output scaling")
+            ld = require_part(parts, module, "vera_lambda_d", self.source, "VeRA rank scaling")
             check_shape(f"{module}.vera_lambda_d", ld, (r,), self.source, f"rank {r}")
             if lb.dim() != 1 or lb.shape[0] > self._vera_b.shape[0]:
                 raise AdapterError(
