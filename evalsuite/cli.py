@@ -109,6 +109,26 @@ def export_lora(
     )
 
 
+@app.command("make-example")
+def make_example(
+    out: Annotated[Path, typer.Argument(help="Directory to write into.")] = Path("example"),
+) -> None:
+    """Write a tiny local base model and LoRA / rsLoRA / RaSA / MoRA runs (3 epochs each).
+
+    Nothing is downloaded: try every command on these before pointing them at real models.
+    """
+    from evalsuite.testing.checkpoints import write_example_runs
+    from evalsuite.testing.tiny_model import build_tiny_llama
+
+    base = out / "base"
+    if not (base / "config.json").exists():
+        build_tiny_llama(base)
+    runs = write_example_runs(out, base)
+    err.print(f"tiny base model: {base}")
+    for method, checkpoints in runs.items():
+        err.print(f"{method:>7}: {', '.join(str(c) for c in checkpoints)}")
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     try:

@@ -18,6 +18,7 @@ from evalsuite.adapters.model_files import read_model_weights
 from evalsuite.adapters.mora import mora_size
 from evalsuite.adapters.rasa import shared_key
 from evalsuite.adapters.safetensors_io import save_tensors
+from evalsuite.testing.tiny_model import TARGET_MODULES as TARGETS
 
 
 def trainer_dir(run_dir: Path, step: int, epoch: float) -> Path:
@@ -171,3 +172,36 @@ def write_mora(
         "bias": "none",
     }
     return _write(Path(out_dir), config, tensors, dtype)
+
+
+WRITERS = {
+    "lora": lambda out, base, seed, std: write_lora(
+        out, base, TARGETS, r=8, alpha=16, seed=seed, std=std
+    ),
+    "rslora": lambda out, base, seed, std: write_lora(
+        out, base, TARGETS, r=8, alpha=16, rslora=True, seed=seed, std=std
+    ),
+    "rasa": lambda out, base, seed, std: write_rasa(
+        out, base, TARGETS, r=8, k=1, alpha=16, seed=seed, std=std
+    ),
+    "mora": lambda out, base, seed, std: write_mora(out, base, TARGETS, r=8, seed=seed, std=std),
+}
+
+
+def write_example_runs(
+    root: Path,
+    base_dir: Path,
+    methods=("lora", "rslora", "rasa", "mora"),
+    epochs: int = 3,
+    steps_per_epoch: int = 10,
+) -> dict[str, list[Path]]:
+    """``root/run-<method>/checkpoint-<step>/`` for each epoch, like a Trainer with
+    save_strategy=epoch; later epochs drift further from the base, as training does."""
+    runs: dict[str, list[Path]] = {}
+    for i, method in enumerate(methods):
+        runs[method] = []
+        for epoch in range(1, epochs + 1):
+            ckpt = trainer_dir(root / f"run-{method}", epoch * steps_per_epoch, float(epoch))
+            WRITERS[method](ckpt, base_dir, 100 * i + epoch, 0.02 * epoch)
+            runs[method].append(ckpt)
+    return runs
