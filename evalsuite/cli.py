@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evalsuite import __version__
-from evalsuite.adapters import AdapterError
+from evalsuite.errors import EvalsuiteError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -109,6 +109,73 @@ def export_lora(
     )
 
 
+def _split(values: list[str] | None) -> list[str] | None:
+    """--tasks a,b --tasks c -> [a, b, c]"""
+    if not values:
+        return None
+    return [name.strip() for v in values for name in v.split(",") if name.strip()]
+
+
+@app.command("eval")
+def eval_(
+    base: Annotated[Path, typer.Option(help="Base model directory.")],
+    out: Annotated[Path, typer.Option(help="Results directory (reused to resume).")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Checkpoint directory (adapter or full fine-tune).")
+    ] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option(help="Task names, comma-separated or repeated.")
+    ] = None,
+    suite: Annotated[str | None, typer.Option(help="A suite of tasks instead of --tasks.")] = None,
+    engine: Annotated[str, typer.Option(help="auto (vllm if installed), vllm or hf.")] = "auto",
+    materialize: Annotated[
+        str, typer.Option(help="merged (cached merge) or lora (served adapter).")
+    ] = "merged",
+    dtype: Annotated[
+        str | None, typer.Option(help="float32, bfloat16 or float16 (default: the base's).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="First N documents per task; results marked partial.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Local copies of the data (layout of shared/data).")
+    ] = None,
+    n_samples: Annotated[int | None, typer.Option(help="Override samples per prompt.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Override the token budget.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the sampling seed.")] = None,
+    task_dir: Annotated[
+        list[Path] | None, typer.Option(help="Extra directory of task YAML files.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Evaluate one checkpoint: a results directory with results.json and per-sample JSONL."""
+    from evalsuite.runner import EvalOptions, evaluate
+    from evalsuite.summary import print_summary
+
+    if (tasks is None) == (suite is None):
+        raise typer.BadParameter("give exactly one of --tasks or --suite")
+    results = evaluate(
+        EvalOptions(
+            base=base,
+            out=out,
+            adapter=adapter,
+            tasks=_split(tasks),
+            suite=suite,
+            engine=engine,
+            materialize=materialize,
+            dtype=dtype,
+            limit=limit,
+            data_dir=data_dir,
+            n_samples=n_samples,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            task_dirs=task_dir or [],
+            progress=not quiet,
+        )
+    )
+    print_summary(results, out)
+
+
 @app.command("make-example")
 def make_example(
     out: Annotated[Path, typer.Argument(help="Directory to write into.")] = Path("example"),
@@ -133,7 +200,7 @@ def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     try:
         app()
-    except AdapterError as e:
+    except EvalsuiteError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False)
         sys.exit(2)
 

@@ -5,6 +5,8 @@ surfaces as an ``AdapterError`` whose message names the file, the tensor and wha
 expected, so the CLI can print it without a traceback.
 """
 
+from evalsuite.errors import EvalsuiteError
 
-class AdapterError(ValueError):
+
+class AdapterError(EvalsuiteError, ValueError):
     """A checkpoint or base model that cannot be read, merged or exported as asked."""

@@ -95,6 +95,12 @@ def _plan(adapter: Adapter, weights: ModelWeights, config: dict) -> dict[str, st
     return plan
 
 
+def check_against_base(adapter: Adapter, base_dir: str | Path) -> None:
+    """Everything merge checks before writing, without writing: for LoRA serving."""
+    base_dir = Path(base_dir)
+    _plan(adapter, read_model_weights(base_dir), read_model_config(base_dir))
+
+
 def _write_shard(
     src: Path,
     entries,

@@ -1,0 +1,137 @@
+"""The one small interface every text engine offers the runner.
+
+``generate`` takes all requests of a task at once (so vLLM can batch and share prefixes) and
+reports each request as soon as it finishes through ``on_done``: the runner appends it to its
+resume cache, so a crash loses only unfinished requests. ``loglikelihood_tokens`` works on
+token ids, because lm-eval encodes (context, continuation) pairs itself and our numbers must
+equal its own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evalsuite.errors import EvalsuiteError
+
+
+class EngineError(EvalsuiteError, RuntimeError):
+    """The engine could not start or died; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt and how to sample from it. ``top_k <= 0`` and ``seed=None`` mean off."""
+
+    prompt: str
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = 0
+    # Cap on prompt + generation tokens (the HumanEval protocol's 2048); None = no cap.
+    max_total_tokens: int | None = None
+
+    def sampling_dict(self) -> dict[str, Any]:
+        """Everything but the prompt: recorded with results, part of the cache key."""
+        d = asdict(self)
+        d.pop("prompt")
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    num_tokens: int
+    finish_reason: str  # "stop" (stop string or EOS) or "length"
+
+
+OnDone = Callable[[int, list[Completion]], None]
+
+
+@dataclass
+class EngineInfo:
+    """What ran: stored with every score so served and merged numbers are never mixed."""
+
+    name: str
+    version: str
+    model: str
+    dtype: str
+    lora: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """Text generation and loglikelihoods over one loaded model (optionally + one LoRA)."""
+
+    info: EngineInfo
+
+    @abstractmethod
+    def generate(
+        self, requests: Sequence[GenerationRequest], on_done: OnDone | None = None
+    ) -> list[list[Completion]]:
+        """n completions per request, in request order; ``on_done(i, completions)`` as each ends."""
+
+    @abstractmethod
+    def loglikelihood_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]]
+    ) -> list[tuple[float, bool]]:
+        """(sum of log p(continuation | context), whether it is the greedy continuation)."""
+
+    @abstractmethod
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids from the engine's tokenizer, special tokens added as the tokenizer would
+        (lm-eval's HF model does the same unless told otherwise)."""
+
+    @property
+    @abstractmethod
+    def eot_token_id(self) -> int:
+        """End-of-text id."""
+
+    @property
+    @abstractmethod
+    def prefix_token_id(self) -> int:
+        """What stands in for an empty context: BOS if the tokenizer has one, else EOT."""
+
+    @property
+    @abstractmethod
+    def max_length(self) -> int:
+        """Longest sequence (prompt + generation) the engine accepts."""
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """String pairs, encoded exactly as lm-eval's HF model encodes them."""
+        return self.loglikelihood_tokens([self.encode_pair(c, x) for c, x in pairs])
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's rule (TemplateLM): trailing context spaces move to the continuation, the
+        continuation's ids are the tail of the whole string's ids, and an empty context becomes
+        the prefix token in front of the continuation encoded without special tokens."""
+        if not context:
+            return [self.prefix_token_id], self.tokenize([continuation], False)[0]
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            continuation = context[-spaces:] + continuation
+            context = context[:-spaces]
+        whole, ctx = self.tokenize([context + continuation, context])
+        return ctx, whole[len(ctx) :]
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the model (a child process's engine is also freed when the child exits)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Text before the first stop string (vLLM's semantics: the stop string is not kept)."""
+    cut = min((i for s in stop if (i := text.find(s)) != -1), default=-1)
+    return (text[:cut], True) if cut != -1 else (text, False)

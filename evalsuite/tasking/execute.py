@@ -1,0 +1,154 @@
+"""Run one prepared task against an engine: requests out, verdicts and metrics back.
+
+Every answer goes through the resume cache first, so a rerun asks the engine only for what a
+crashed run did not finish, and ends with exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalsuite.engines import Completion, Engine
+from evalsuite.resume import ResumeCache, request_key
+from evalsuite.tasking.data import TaskData
+from evalsuite.tasking.errors import TaskError
+from evalsuite.tasking.prompts import PromptTemplate
+from evalsuite.tasking.scorers import Scored, get_scorer, mean_metric
+from evalsuite.tasking.spec import TaskSpec
+
+EngineGetter = Callable[[], Engine]
+Advance = Callable[[int], None]
+
+
+@dataclass
+class PreparedTask:
+    """A task with its documents loaded and prompts rendered: ready to run, nothing started."""
+
+    spec: TaskSpec
+    data: TaskData
+    template: PromptTemplate
+    prompts: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, spec: TaskSpec, data: TaskData) -> PreparedTask:
+        template = PromptTemplate(spec)
+        prompts = [template.render(d, i) for d, i in zip(data.docs, data.ids, strict=True)]
+        return cls(spec, data, template, prompts)
+
+    @property
+    def work_units(self) -> int:
+        if self.spec.kind == "generate":
+            return len(self.prompts)
+        return sum(
+            len(self._choices(d, i)) for d, i in zip(self.data.docs, self.data.ids, strict=True)
+        )
+
+    def _choices(self, doc: dict, doc_id: str) -> list[str]:
+        choices = doc.get(self.spec.choices_field)
+        if not isinstance(choices, list) or not choices:
+            raise TaskError(
+                f"{self.data.origin}: document {doc_id} has no list in {self.spec.choices_field!r}"
+            )
+        return [str(c) for c in choices]
+
+    def _target(self, doc: dict, doc_id: str, choices: list[str]) -> int:
+        target = doc.get(self.spec.target_field)
+        if isinstance(target, str) and not target.isdigit():
+            if target in choices:
+                return choices.index(target)
+        elif target is not None and 0 <= int(target) < len(choices):
+            return int(target)
+        raise TaskError(
+            f"{self.data.origin}: document {doc_id} has target {target!r} in "
+            f"{self.spec.target_field!r}, which is neither a choice index nor a choice"
+        )
+
+    def run(
+        self, engine: EngineGetter, cache: ResumeCache, identity: list[Any], advance: Advance
+    ) -> Scored:
+        if self.spec.kind == "generate":
+            return self._run_generate(engine, cache, identity, advance)
+        return self._run_multiple_choice(engine, cache, identity, advance)
+
+    def _run_generate(self, engine, cache, identity, advance) -> Scored:
+        requests = [self.spec.request(p) for p in self.prompts]
+        keys = [
+            request_key(identity, "generate", doc_id, r.prompt, r.sampling_dict())
+            for doc_id, r in zip(self.data.ids, requests, strict=True)
+        ]
+        missing = [i for i, k in enumerate(keys) if cache.get(k) is None]
+        advance(len(keys) - len(missing))
+        started = time.perf_counter()
+        if missing:
+
+            def keep(j: int, completions: list[Completion]) -> None:
+                i = missing[j]
+                cache.add(
+                    keys[i],
+                    {"doc_id": self.data.ids[i], "completions": [c.__dict__ for c in completions]},
+                )
+                advance(1)
+
+            engine().generate([requests[i] for i in missing], on_done=keep)
+        self.timings["generate_s"] = time.perf_counter() - started
+        completions = [[Completion(**c) for c in cache.get(k)["completions"]] for k in keys]
+        started = time.perf_counter()
+        scored = get_scorer(self.spec)(self.spec, self.data.docs, completions)
+        self.timings["score_s"] = time.perf_counter() - started
+        for per_doc, outs in zip(scored.samples, completions, strict=True):
+            for record, c in zip(per_doc, outs, strict=True):
+                record.update(
+                    completion=c.text, finish_reason=c.finish_reason, num_tokens=c.num_tokens
+                )
+        return scored
+
+    def _run_multiple_choice(self, engine, cache, identity, advance) -> Scored:
+        docs, ids = self.data.docs, self.data.ids
+        choices = [self._choices(d, i) for d, i in zip(docs, ids, strict=True)]
+        targets = [self._target(d, i, c) for d, i, c in zip(docs, ids, choices, strict=True)]
+        prefix = self.spec.choice_prefix
+        keys = [
+            request_key(identity, "loglikelihood", i, p, [prefix + c for c in cs])
+            for i, p, cs in zip(ids, self.prompts, choices, strict=True)
+        ]
+        missing = [i for i, k in enumerate(keys) if cache.get(k) is None]
+        done = set(range(len(keys))) - set(missing)
+        advance(sum(len(choices[i]) for i in done))
+        started = time.perf_counter()
+        if missing:
+            pairs = [(self.prompts[i], prefix + c) for i in missing for c in choices[i]]
+            results = iter(engine().loglikelihood(pairs))
+            for i in missing:
+                lls = [next(results) for _ in choices[i]]
+                cache.add(keys[i], {"doc_id": ids[i], "loglikelihoods": lls})
+                advance(len(choices[i]))
+        self.timings["loglikelihood_s"] = time.perf_counter() - started
+        acc, acc_norm, samples = [], [], []
+        for i, key in enumerate(keys):
+            lls = [ll for ll, _ in cache.get(key)["loglikelihoods"]]
+            pred = max(range(len(lls)), key=lls.__getitem__)
+            normed = [ll / len(c) for ll, c in zip(lls, choices[i], strict=True)]
+            pred_norm = max(range(len(normed)), key=normed.__getitem__)
+            acc.append(float(pred == targets[i]))
+            acc_norm.append(float(pred_norm == targets[i]))
+            samples.append(
+                [
+                    {
+                        "sample_index": 0,
+                        "verdict": pred == targets[i],
+                        "completion": None,
+                        "details": {
+                            "loglikelihoods": lls,
+                            "pred": pred,
+                            "pred_norm": pred_norm,
+                            "target": targets[i],
+                            "acc_norm": pred_norm == targets[i],
+                        },
+                    }
+                ]
+            )
+        return Scored({"acc": mean_metric(acc), "acc_norm": mean_metric(acc_norm)}, samples)
