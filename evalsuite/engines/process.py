@@ -101,11 +101,14 @@ class EngineProcess(Engine):
                 f"{doing}{advice}"
             ) from None
 
-    def _call(self, command: str, payload, doing: str):
+    def _send(self, command: str, payload, doing: str) -> None:
         try:
             self._conn.send((command, payload))
         except (BrokenPipeError, OSError):
-            self._recv(doing)  # raises with the child's fate
+            self._recv(doing)  # the child is gone: raises with its fate
+
+    def _call(self, command: str, payload, doing: str):
+        self._send(command, payload, doing)
         kind, value = self._recv(doing)
         if kind == "error":
             raise EngineError(f"the {self.spec.kind} engine failed while {doing}: {value}")
@@ -113,7 +116,7 @@ class EngineProcess(Engine):
 
     def generate(self, requests, on_done=None):
         results = [None] * len(requests)
-        self._conn.send(("generate", list(requests)))
+        self._send("generate", list(requests), f"generating {len(requests)} requests")
         while True:
             kind, value = self._recv(f"generating {len(requests)} requests")
             if kind == "item":
