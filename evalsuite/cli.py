@@ -176,22 +176,51 @@ def eval_(
     print_summary(results, out)
 
 
+@app.command("tasks")
+def list_tasks(
+    task_dir: Annotated[
+        list[Path] | None, typer.Option(help="Extra directory of task YAML files.")
+    ] = None,
+) -> None:
+    """List the tasks and suites that --tasks / --suite accept."""
+    from evalsuite.tasking.registry import TaskRegistry
+
+    registry = TaskRegistry(task_dir or [])
+    table = Table(title="tasks")
+    for column in ("name", "kind", "samples", "scorer", "description"):
+        table.add_column(column)
+    for spec in registry.tasks.values():
+        s = spec.sampling
+        samples = f"n={s.n} T={s.temperature:g}" if spec.kind == "generate" else "-"
+        table.add_row(
+            spec.name, spec.kind, samples, spec.scorer or "acc/acc_norm", spec.description
+        )
+    Console().print(table)
+    for name, members in registry.suites.items():
+        Console().print(f"suite {name}: {', '.join(members)}")
+
+
 @app.command("make-example")
 def make_example(
     out: Annotated[Path, typer.Argument(help="Directory to write into.")] = Path("example"),
 ) -> None:
-    """Write a tiny local base model and LoRA / rsLoRA / RaSA / MoRA runs (3 epochs each).
+    """Write a tiny local base model, LoRA / rsLoRA / RaSA / MoRA runs (3 epochs each) and two
+    small tasks (suite 'tiny').
 
     Nothing is downloaded: try every command on these before pointing them at real models.
     """
-    from evalsuite.testing.checkpoints import write_example_runs
+    import shutil
+
+    from evalsuite.testing.checkpoints import EXAMPLE_TASKS, write_example_runs
     from evalsuite.testing.tiny_model import build_tiny_llama
 
     base = out / "base"
     if not (base / "config.json").exists():
         build_tiny_llama(base)
     runs = write_example_runs(out, base)
+    shutil.copytree(EXAMPLE_TASKS, out / "tasks", dirs_exist_ok=True)
     err.print(f"tiny base model: {base}")
+    err.print(f"  tasks (--task-dir): {out / 'tasks'} (suite 'tiny')")
     for method, checkpoints in runs.items():
         err.print(f"{method:>7}: {', '.join(str(c) for c in checkpoints)}")
 

@@ -18,8 +18,9 @@ import pytest
 from conftest import requires_vllm
 
 from evalsuite.adapters import load
+from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 
-TASKS = Path(__file__).parent / "tasks"
+TASKS = EXAMPLE_TASKS
 EXE = str(Path(sys.executable).with_name("evalsuite"))
 
 

@@ -174,6 +174,8 @@ def write_mora(
     return _write(Path(out_dir), config, tensors, dtype)
 
 
+EXAMPLE_TASKS = Path(__file__).parent / "example_tasks"
+
 WRITERS = {
     "lora": lambda out, base, seed, std: write_lora(
         out, base, TARGETS, r=8, alpha=16, seed=seed, std=std
