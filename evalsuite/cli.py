@@ -143,6 +143,9 @@ def eval_(
     n_samples: Annotated[int | None, typer.Option(help="Override samples per prompt.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Override the token budget.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the sampling seed.")] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option(help="Shots for lm-eval tasks (default: their own, 0).")
+    ] = None,
     task_dir: Annotated[
         list[Path] | None, typer.Option(help="Extra directory of task YAML files.")
     ] = None,
@@ -169,6 +172,7 @@ def eval_(
             n_samples=n_samples,
             max_new_tokens=max_new_tokens,
             seed=seed,
+            num_fewshot=num_fewshot,
             task_dirs=task_dir or [],
             progress=not quiet,
         )

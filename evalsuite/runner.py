@@ -23,7 +23,6 @@ from evalsuite.engines import Engine, EngineProcess, EngineSpec, resolve_kind
 from evalsuite.materialize import Materialized, materialize
 from evalsuite.progress import task_progress
 from evalsuite.resume import ResumeCache
-from evalsuite.tasking.data import load_task_data
 from evalsuite.tasking.execute import PreparedTask
 from evalsuite.tasking.registry import TaskRegistry
 
@@ -45,6 +44,7 @@ class EvalOptions:
     n_samples: int | None = None
     max_new_tokens: int | None = None
     seed: int | None = None
+    num_fewshot: int | None = None
     task_dirs: list[Path] = field(default_factory=list)
     progress: bool = True
 
@@ -84,6 +84,9 @@ def _max_model_len(tasks: list[PreparedTask], mat: Materialized) -> int:
     tokenizer = AutoTokenizer.from_pretrained(mat.model_dir)
     need = 256
     for task in tasks:
+        if task.spec.kind == "lm_eval":  # lm-eval truncates contexts to the engine's length
+            need = max(need, 2048)
+            continue
         longest = max((len(ids) for ids in tokenizer(task.prompts)["input_ids"]), default=0)
         s = task.spec.sampling
         extra = s.max_tokens if task.spec.kind == "generate" else 256  # room for a choice
@@ -104,9 +107,13 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def evaluate(opts: EvalOptions) -> dict[str, Any]:
     """Run the tasks on the checkpoint; returns what it wrote to ``results.json``."""
     started = time.perf_counter()
-    specs = TaskRegistry(opts.task_dirs).resolve(opts.tasks, opts.suite)
-    specs = [s.with_overrides(opts.n_samples, opts.max_new_tokens, opts.seed) for s in specs]
-    tasks = [PreparedTask.build(s, load_task_data(s, opts.data_dir, opts.limit)) for s in specs]
+    registry = TaskRegistry(opts.task_dirs)
+    specs = registry.resolve(opts.tasks, opts.suite)
+    specs = [
+        s.with_overrides(opts.n_samples, opts.max_new_tokens, opts.seed, opts.num_fewshot)
+        for s in specs
+    ]
+    tasks = [PreparedTask.build(s, opts.data_dir, opts.limit) for s in specs]
     engine_kind = resolve_kind(opts.engine)
     t0 = time.perf_counter()
     mat = materialize(opts.base, opts.adapter, opts.materialize, opts.dtype)
@@ -142,7 +149,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                         **task.spec.config(),
                         "data_sha256": task.data.sha256,
                         "data_origin": task.data.origin,
-                        "prompt_sha256": task.template.sha256,
+                        "prompt_sha256": task.prompt_sha256,
                         "limit": opts.limit,
                     },
                     "timings": {k: round(v, 3) for k, v in task.timings.items()},
@@ -161,6 +168,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "base": str(Path(opts.base).resolve()),
         "model": {**mat.record(), "engine": engine_info},
         "tasks": task_results,
+        "aggregates": registry.aggregates_of(task_results),
         "timings": {
             "materialize_s": round(materialize_s, 3),
             "engine_start_s": round(engine.start_s, 3),
@@ -177,6 +185,6 @@ def _write_samples(path: Path, task: PreparedTask, scored) -> None:
     with open(tmp, "w") as f:
         for doc_id, per_doc in zip(task.data.ids, scored.samples, strict=True):
             for record in per_doc:
-                line = {"doc_id": doc_id, "prompt_sha256": task.template.sha256, **record}
+                line = {"doc_id": doc_id, "prompt_sha256": task.prompt_sha256, **record}
                 f.write(json.dumps(line, default=str) + "\n")
     os.replace(tmp, path)

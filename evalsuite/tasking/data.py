@@ -59,17 +59,22 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str]:
 
 def _read_hf(spec: TaskSpec) -> tuple[list[dict[str, Any]], str, str]:
     hf = spec.data.hf or {}
+    names = hf.get("name")
     try:
         import datasets
 
-        ds = datasets.load_dataset(hf["path"], hf.get("name"), split=hf.get("split", "test"))
+        # a list of configurations (MATH's subjects) is read and concatenated in that order
+        parts = [
+            datasets.load_dataset(hf["path"], name, split=hf.get("split", "test"))
+            for name in (names if isinstance(names, list) else [names])
+        ]
     except Exception as e:  # offline, unknown id, ...: all mean "not available here"
         hint = f" (layout of ../shared/data: {spec.data.local})" if spec.data.local else ""
         raise TaskError(
             f"task {spec.name}: the public dataset {hf.get('path')!r} could not be loaded "
             f"({type(e).__name__}: {e}); pass --data-dir DIR with a local copy{hint}"
         ) from e
-    rows = [dict(r) for r in ds]
+    rows = [dict(r) for ds in parts for r in ds]
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     return rows, digest, f"hf:{hf['path']}"
 

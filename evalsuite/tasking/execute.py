@@ -6,15 +6,22 @@ crashed run did not finish, and ends with exactly the same samples.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from evalsuite.engines import Completion, Engine
 from evalsuite.resume import ResumeCache, request_key
-from evalsuite.tasking.data import TaskData
+from evalsuite.tasking.data import TaskData, load_task_data
 from evalsuite.tasking.errors import TaskError
+from evalsuite.tasking.lm_eval_tasks import (
+    prepare_lm_eval_task,
+    run_lm_eval_task,
+    scored_from_record,
+)
 from evalsuite.tasking.prompts import PromptTemplate
 from evalsuite.tasking.scorers import Scored, get_scorer, mean_metric
 from evalsuite.tasking.spec import TaskSpec
@@ -29,20 +36,33 @@ class PreparedTask:
 
     spec: TaskSpec
     data: TaskData
-    template: PromptTemplate
-    prompts: list[str]
+    prompt_sha256: str
+    prompts: list[str] = field(default_factory=list)
+    lm_task: Any = None  # lm_eval kind: lm-eval's Task object
+    limit: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, spec: TaskSpec, data: TaskData) -> PreparedTask:
+    def build(cls, spec: TaskSpec, data_dir: Path | None, limit: int | None) -> PreparedTask:
+        if spec.kind == "lm_eval":
+            import lm_eval
+            import lm_eval.tasks
+
+            task, data = prepare_lm_eval_task(spec, data_dir, limit)
+            yaml_path = Path(lm_eval.tasks.__file__).parent / spec.lm_eval["yaml"]
+            digest = hashlib.sha256(yaml_path.read_bytes() + lm_eval.__version__.encode())
+            return cls(spec, data, digest.hexdigest(), lm_task=task, limit=limit)
+        data = load_task_data(spec, data_dir, limit)
         template = PromptTemplate(spec)
         prompts = [template.render(d, i) for d, i in zip(data.docs, data.ids, strict=True)]
-        return cls(spec, data, template, prompts)
+        return cls(spec, data, template.sha256, prompts, limit=limit)
 
     @property
     def work_units(self) -> int:
         if self.spec.kind == "generate":
             return len(self.prompts)
+        if self.spec.kind == "lm_eval":
+            return len(self.data.docs)
         return sum(
             len(self._choices(d, i)) for d, i in zip(self.data.docs, self.data.ids, strict=True)
         )
@@ -72,7 +92,24 @@ class PreparedTask:
     ) -> Scored:
         if self.spec.kind == "generate":
             return self._run_generate(engine, cache, identity, advance)
+        if self.spec.kind == "lm_eval":
+            return self._run_lm_eval(engine, cache, identity, advance)
         return self._run_multiple_choice(engine, cache, identity, advance)
+
+    def _run_lm_eval(self, engine, cache, identity, advance) -> Scored:
+        """The whole task is one cache entry: lm-eval scores all documents in one pass."""
+        key = request_key(
+            identity, "lm_eval", self.spec.config_hash(), self.data.sha256, len(self.data.docs)
+        )
+        started = time.perf_counter()
+        record = cache.get(key)
+        if record is None:
+            seed = self.spec.sampling.seed or 0
+            record = run_lm_eval_task(self.spec, self.lm_task, engine(), self.limit, seed)
+            cache.add(key, record)
+        advance(len(self.data.docs))
+        self.timings["lm_eval_s"] = time.perf_counter() - started
+        return scored_from_record(record)
 
     def _run_generate(self, engine, cache, identity, advance) -> Scored:
         requests = [self.spec.request(p) for p in self.prompts]

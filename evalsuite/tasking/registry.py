@@ -16,6 +16,8 @@ class TaskRegistry:
         self.dirs = [tasks_dir(), *(Path(d) for d in extra_dirs or [])]
         self.tasks: dict[str, TaskSpec] = {}
         self.suites: dict[str, list[str]] = {}
+        # aggregate name -> {task: metric}: a suite-level number, e.g. the forgetting score
+        self.aggregates: dict[str, dict[str, str]] = {}
         for d in self.dirs:
             if not d.is_dir():
                 raise TaskError(f"task directory {d} does not exist")
@@ -36,10 +38,41 @@ class TaskRegistry:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise TaskError(f"{path}: not readable YAML ({e})") from e
-        for name, members in raw.items():
+        for name, entry in raw.items():
+            members = entry.get("tasks") if isinstance(entry, dict) else entry
             if not (isinstance(members, list) and all(isinstance(m, str) for m in members)):
-                raise TaskError(f"{path}: suite {name!r} must be a list of task names")
+                raise TaskError(
+                    f"{path}: suite {name!r} must be a list of task names, or a mapping with "
+                    "'tasks' (and optionally 'aggregate: {name, metrics: {task: metric}}')"
+                )
             self.suites[name] = members
+            aggregate = entry.get("aggregate") if isinstance(entry, dict) else None
+            if aggregate is not None:
+                metrics = aggregate.get("metrics") if isinstance(aggregate, dict) else None
+                if not (
+                    isinstance(metrics, dict)
+                    and set(metrics) <= set(members)
+                    and isinstance(aggregate.get("name"), str)
+                ):
+                    raise TaskError(f"{path}: suite {name!r} has a malformed 'aggregate'")
+                self.aggregates[aggregate["name"]] = dict(metrics)
+
+    def aggregates_of(self, task_results: dict) -> dict:
+        """Each aggregate whose tasks all ran: the plain mean of the named metrics."""
+        out = {}
+        for name, metrics in self.aggregates.items():
+            if not all(
+                t in task_results and m in task_results[t]["metrics"] for t, m in metrics.items()
+            ):
+                continue
+            parts = {t: task_results[t]["metrics"][m]["value"] for t, m in metrics.items()}
+            out[name] = {
+                "value": sum(parts.values()) / len(parts),
+                "metrics": metrics,
+                "parts": parts,
+                "partial": any(task_results[t]["partial"] for t in metrics),
+            }
+        return out
 
     def resolve(self, names: list[str] | None = None, suite: str | None = None) -> list[TaskSpec]:
         """Tasks by name or a suite's tasks, in order; unknown names list the known ones."""

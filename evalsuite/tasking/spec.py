@@ -13,7 +13,8 @@ import yaml
 from evalsuite.engines import GenerationRequest
 from evalsuite.tasking.errors import TaskError
 
-TASK_KINDS = ("generate", "multiple_choice")
+TASK_KINDS = ("generate", "multiple_choice", "lm_eval")
+_LM_EVAL_KEYS = {"task", "yaml", "metric", "num_fewshot"}
 _SAMPLING_KEYS = {"n", "temperature", "top_p", "top_k", "seed", "max_tokens", "max_total_tokens"}
 
 
@@ -34,6 +35,7 @@ class DataSource:
     local: str | None = None  # under --data-dir
     hf: dict[str, Any] | None = None  # {path, name, split}
     id_field: str | None = None
+    loader: str | None = None  # lm_eval kind: a local loader in tasking.lm_eval_data
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,26 @@ class TaskSpec:
     choices_field: str | None = None
     target_field: str | None = None
     choice_prefix: str = " "
+    # lm_eval kind: lm-eval's own task {task, yaml (under lm_eval/tasks), metric, num_fewshot}
+    lm_eval: dict[str, Any] | None = None
 
     def with_overrides(
-        self, n: int | None = None, max_tokens: int | None = None, seed: int | None = None
+        self,
+        n: int | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        num_fewshot: int | None = None,
     ) -> TaskSpec:
-        """The task with the CLI's --n-samples / --max-new-tokens / --seed applied."""
+        """The task with the CLI's --n-samples / --max-new-tokens / --seed / --num-fewshot."""
+        spec = self
         changes = {
             k: v for k, v in (("n", n), ("max_tokens", max_tokens), ("seed", seed)) if v is not None
         }
-        return replace(self, sampling=replace(self.sampling, **changes)) if changes else self
+        if changes:
+            spec = replace(spec, sampling=replace(spec.sampling, **changes))
+        if num_fewshot is not None and spec.lm_eval is not None:
+            spec = replace(spec, lm_eval={**spec.lm_eval, "num_fewshot": num_fewshot})
+        return spec
 
     def request(self, prompt: str) -> GenerationRequest:
         s = self.sampling
@@ -107,9 +120,11 @@ def parse_task(path: Path) -> TaskSpec:
         - {f for f in TaskSpec.__dataclass_fields__ if f != "source"}
         - {"prompt", "data", "sampling"}
     )
+    kind = raw.get("kind", "generate")
+    if kind == "lm_eval":
+        return _parse_lm_eval_task(path, raw, unknown)
     _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}; see tasks/README.md")
     _expect(isinstance(raw.get("name"), str), path, "needs a 'name'")
-    kind = raw.get("kind", "generate")
     _expect(kind in TASK_KINDS, path, f"kind {kind!r} is not one of {TASK_KINDS}")
     data = raw.get("data") or {}
     _expect(
@@ -151,4 +166,26 @@ def parse_task(path: Path) -> TaskSpec:
         choices_field=raw.get("choices_field"),
         target_field=raw.get("target_field"),
         choice_prefix=raw.get("choice_prefix", " "),
+    )
+
+
+def _parse_lm_eval_task(path: Path, raw: dict[str, Any], unknown: set[str]) -> TaskSpec:
+    """An lm-eval task run as lm-eval defines it; we only choose where its documents come from."""
+    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}; see tasks/README.md")
+    _expect(isinstance(raw.get("name"), str), path, "needs a 'name'")
+    spec = raw.get("lm_eval") or {}
+    _expect(
+        isinstance(spec, dict) and {"task", "yaml", "metric"} <= set(spec),
+        path,
+        "'lm_eval' needs 'task', 'yaml' and 'metric'",
+    )
+    _expect(set(spec) <= _LM_EVAL_KEYS, path, f"'lm_eval' takes only {sorted(_LM_EVAL_KEYS)}")
+    data = raw.get("data") or {}
+    return TaskSpec(
+        name=raw["name"],
+        kind="lm_eval",
+        source=path,
+        data=DataSource(**{k: data.get(k) for k in DataSource.__dataclass_fields__}),
+        description=raw.get("description", ""),
+        lm_eval={"num_fewshot": 0, **spec},
     )
