@@ -45,7 +45,16 @@ def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
     return add
 
 
+# Modules whose import registers more scorers; imported on first use (they pull in sympy
+# and friends, which a generation-only run should not pay for).
+_BUILTIN_SCORER_MODULES = ("evalsuite.tasking.math_scorer",)
+
+
 def get_scorer(spec: TaskSpec) -> Scorer:
+    import importlib
+
+    for module in _BUILTIN_SCORER_MODULES:
+        importlib.import_module(module)
     if spec.scorer not in SCORERS:
         known = ", ".join(sorted(SCORERS))
         raise TaskError(f"{spec.source}: unknown scorer {spec.scorer!r}; known scorers: {known}")
