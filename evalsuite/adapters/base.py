@@ -168,9 +168,28 @@ class Adapter(ABC):
         """The paper's "# Trainable Param.": what the optimiser updates, frozen parts excluded."""
 
     # -- shared behaviour ----------------------------------------------------------------
+    def low_rank(
+        self, module: str, base_shape: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+        """(B, A, scale) in fp32 with delta = scale * B @ A, for kinds whose update is low rank;
+        lets the merge add it in place with one fused ``addmm_``."""
+        return None
+
+    def apply_(self, module: str, weight: torch.Tensor) -> None:
+        """Turn an fp32 base weight into the merged weight, in place (no full-size temporaries
+        for low-rank kinds)."""
+        factors = self.low_rank(module, tuple(weight.shape))
+        if factors is None:
+            weight.add_(self.delta(module, tuple(weight.shape)))
+        else:
+            b, a, scale = factors
+            weight.addmm_(b, a, alpha=scale)
+
     def merged_weight(self, module: str, weight: torch.Tensor) -> torch.Tensor:
-        """fp32 base weight -> fp32 merged weight. Additive kinds; DoRA overrides."""
-        return weight + self.delta(module, tuple(weight.shape))
+        """fp32 base weight -> fp32 merged weight, leaving ``weight`` as it was."""
+        merged = weight.clone()
+        self.apply_(module, merged)
+        return merged
 
     def expected_shape(self, module: str) -> tuple[int | None, int | None]:
         """(out, in) the base weight must have; None where this kind cannot tell."""

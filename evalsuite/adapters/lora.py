@@ -104,9 +104,15 @@ class LoraAdapter(Adapter):
         out_f, in_f = self._b[module].shape[0], self._a[module].shape[1]
         return (in_f, out_f) if self.fan_in_fan_out else (out_f, in_f)
 
+    def low_rank(self, module, base_shape):
+        b, a = self._b[module].float(), self._a[module].float()
+        if self.fan_in_fan_out:  # the base stores W transposed: (B A)^T = A^T B^T
+            return a.T, b.T, self._scale[module]
+        return b, a, self._scale[module]
+
     def delta(self, module, base_shape=None):
-        d = (self._b[module].float() @ self._a[module].float()) * self._scale[module]
-        return d.T if self.fan_in_fan_out else d
+        b, a, scale = self.low_rank(module, base_shape)
+        return (b @ a) * scale
 
     @property
     def trainable_params(self):
@@ -155,11 +161,13 @@ class DoraAdapter(LoraAdapter):
             "DoRA's update depends on the base weight; use merged_weight(module, W) instead"
         )
 
-    def merged_weight(self, module, weight):
-        low_rank = (self._b[module].float() @ self._a[module].float()) * self._scale[module]
-        combined = weight + low_rank
-        norm = torch.linalg.norm(combined, dim=1)
-        return (self._magnitude[module].float() / norm).unsqueeze(1) * combined
+    def low_rank(self, module, base_shape):
+        return None  # not additive: see apply_
+
+    def apply_(self, module, weight):
+        weight.addmm_(self._b[module].float(), self._a[module].float(), alpha=self._scale[module])
+        norm = torch.linalg.norm(weight, dim=1)
+        weight.mul_((self._magnitude[module].float() / norm).unsqueeze(1))
 
     @property
     def trainable_params(self):
@@ -208,9 +216,13 @@ class AdaLoraAdapter(Adapter):
         a, b, _ = self._parts[module]
         return (b.shape[0], a.shape[1])
 
-    def delta(self, module, base_shape=None):
+    def low_rank(self, module, base_shape):
         a, b, e = self._parts[module]
-        return (b.float() @ (a.float() * e.float())) * self._scale(module)
+        return b.float(), a.float() * e.float(), self._scale(module)
+
+    def delta(self, module, base_shape=None):
+        b, a, scale = self.low_rank(module, base_shape)
+        return (b @ a) * scale
 
     @property
     def trainable_params(self):

@@ -105,6 +105,10 @@ class RasaAdapter(Adapter):
         full_b = torch.cat([b.float(), sb.float()], 1)
         return full_a, full_b
 
+    def low_rank(self, module, base_shape):
+        a, b = self._factors(module)
+        return b, a, 1.0
+
     def delta(self, module, base_shape=None):
         a, b = self._factors(module)
         return b @ a

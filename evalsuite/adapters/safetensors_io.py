@@ -87,10 +87,14 @@ def read_header(path: Path) -> tuple[dict[str, TensorEntry], dict[str, str]]:
     return {e.name: e for e in entries}, metadata
 
 
-def read_tensor(f, entry: TensorEntry) -> torch.Tensor:
-    """Read one tensor from an open binary file with a positioned read (no memory map)."""
-    buf = bytearray(entry.nbytes)
-    view = memoryview(buf)
+def read_tensor(f, entry: TensorEntry, buffer: bytearray | None = None) -> torch.Tensor:
+    """Read one tensor from an open binary file with a positioned read (no memory map).
+
+    With ``buffer`` (at least ``entry.nbytes`` long) the tensor is a view into it, valid until
+    the buffer is reused: the merge reads every weight into one buffer instead of allocating.
+    """
+    buf = buffer if buffer is not None and len(buffer) >= entry.nbytes else bytearray(entry.nbytes)
+    view = memoryview(buf)[: entry.nbytes]
     got = 0
     while got < entry.nbytes:
         n = os.preadv(f.fileno(), [view[got:]], entry.start + got)
@@ -99,7 +103,7 @@ def read_tensor(f, entry: TensorEntry) -> torch.Tensor:
         got += n
     if entry.nbytes == 0:
         return torch.empty(entry.shape, dtype=DTYPES[entry.dtype])
-    return torch.frombuffer(buf, dtype=DTYPES[entry.dtype]).reshape(entry.shape)
+    return torch.frombuffer(view, dtype=DTYPES[entry.dtype]).reshape(entry.shape)
 
 
 def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:

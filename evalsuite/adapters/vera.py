@@ -66,13 +66,17 @@ class VeraAdapter(Adapter):
                 f"covers only {self._vera_a.shape[1]}; was the adapter trained on another base?"
             )
 
-    def delta(self, module, base_shape=None):
+    def low_rank(self, module, base_shape):
         if base_shape is None:
             raise AdapterError("VeRA needs the base weight's shape to slice its projections")
         out_f, in_f = base_shape
         lb, ld = self._lambdas[module]
         b = self._vera_b[:out_f].float() * lb.float().unsqueeze(1)
         a = self._vera_a[:, :in_f].float() * ld.float().unsqueeze(1)
+        return b, a, 1.0
+
+    def delta(self, module, base_shape=None):
+        b, a, _ = self.low_rank(module, base_shape)
         return b @ a
 
     @property
