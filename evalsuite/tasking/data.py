@@ -105,6 +105,15 @@ def load_task_data(
         ids.append(str(row[id_field]) if id_field else str(i))
     if len(set(ids)) != len(ids):
         raise TaskError(f"{origin}: document ids in {id_field!r} are not unique")
+    if spec.data.process:
+        from evalsuite.tasking.doc_processors import PROCESSORS
+
+        if spec.data.process not in PROCESSORS:
+            raise TaskError(
+                f"{spec.source}: unknown data.process {spec.data.process!r}; known: "
+                f"{', '.join(sorted(PROCESSORS))}"
+            )
+        rows = [PROCESSORS[spec.data.process](row) for row in rows]
     total = len(rows)
     if limit is not None:
         rows, ids = rows[:limit], ids[:limit]

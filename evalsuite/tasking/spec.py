@@ -36,6 +36,7 @@ class DataSource:
     hf: dict[str, Any] | None = None  # {path, name, split}
     id_field: str | None = None
     loader: str | None = None  # lm_eval kind: a local loader in tasking.lm_eval_data
+    process: str | None = None  # derived fields: a name in tasking.doc_processors
 
 
 @dataclass(frozen=True)
