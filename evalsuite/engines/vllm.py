@@ -78,6 +78,8 @@ class VllmEngine(Engine):
             # chunks, which the CPU generator cannot do ("CPU Generator does not use offset"):
             # with seeds (the protocol's seed 0) prefill must not be chunked.
             settings["enable_chunked_prefill"] = False
+            if max_model_len:  # an unchunked prompt must fit in one step's token budget
+                settings["max_num_batched_tokens"] = max(max_model_len, 4096)
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 settings["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(
                     model_dir, max_model_len, dtype
