@@ -23,6 +23,18 @@ app = typer.Typer(
 )
 adapter_app = typer.Typer(no_args_is_help=True, help="Inspect adapter checkpoints.")
 app.add_typer(adapter_app, name="adapter")
+
+
+def _mount_score_commands() -> None:
+    """``evalsuite score math|humaneval-plus``: score generations made anywhere."""
+    from evalsuite.scoring.cli import score_app
+    from evalsuite.scoring.code_cli import register
+
+    register(score_app)
+    app.add_typer(score_app, name="score")
+
+
+_mount_score_commands()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[

@@ -146,6 +146,8 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                 with ResumeCache(out / "cache" / f"{task.spec.name}.jsonl") as cache:
                     scored = task.run(engine, cache, identity, advance)
                 _write_samples(out / f"samples_{task.spec.name}.jsonl", task, scored)
+                for name, rows in scored.extra_files.items():
+                    _write_jsonl(out / f"samples_{task.spec.name}.{name}.jsonl", rows)
                 task_results[task.spec.name] = {
                     "metrics": {k: m.as_dict() for k, m in scored.metrics.items()},
                     "partial": task.data.partial,
@@ -186,11 +188,18 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     return results
 
 
-def _write_samples(path: Path, task: PreparedTask, scored) -> None:
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
-        for doc_id, per_doc in zip(task.data.ids, scored.samples, strict=True):
-            for record in per_doc:
-                line = {"doc_id": doc_id, "prompt_sha256": task.prompt_sha256, **record}
-                f.write(json.dumps(line, default=str) + "\n")
+        for row in rows:
+            f.write(json.dumps(row, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def _write_samples(path: Path, task: PreparedTask, scored) -> None:
+    rows = [
+        {"doc_id": doc_id, "prompt_sha256": task.prompt_sha256, **record}
+        for doc_id, per_doc in zip(task.data.ids, scored.samples, strict=True)
+        for record in per_doc
+    ]
+    _write_jsonl(path, rows)

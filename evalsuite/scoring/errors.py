@@ -5,6 +5,8 @@ gold answer) surfaces as a ``ScoringError`` whose message names the file and the
 the CLI can print it as one line and exit with code 2 instead of a traceback.
 """
 
+from evalsuite.errors import EvalsuiteError
 
-class ScoringError(ValueError):
+
+class ScoringError(EvalsuiteError, ValueError):
     """Input to a scorer that cannot be graded as given; the message says how to fix it."""

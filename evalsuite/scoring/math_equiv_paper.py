@@ -28,10 +28,11 @@ import functools
 import importlib.util
 import re
 import types
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import sympy
+from sympy.parsing.latex import check_matrix_delimiters  # loads sympy's LaTeX package (no threads)
 
 CACHE_SIZE = 1 << 14
 _PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,99}")
@@ -54,7 +55,10 @@ def _number(text: str) -> sympy.Number:
 @functools.cache
 def _latex_backend() -> tuple[Any, Any, Any]:
     """(antlr4, prediction modes, private converter module), built once per process."""
-    antlr_version = version("antlr4-python3-runtime")
+    try:
+        antlr_version = version("antlr4-python3-runtime")
+    except PackageNotFoundError:
+        antlr_version = "none"
     if not antlr_version.startswith("4.11"):
         raise ImportError(
             f"sympy's LaTeX parser needs antlr4-python3-runtime 4.11, found {antlr_version}; "
@@ -83,8 +87,6 @@ def check_backend() -> None:
 
 def parse_latex_exact(text: str) -> sympy.Basic:
     """``sympy.parsing.latex.parse_latex(text)``, same result or same failure, faster."""
-    from sympy.parsing.latex import check_matrix_delimiters
-
     antlr4, modes, converter = _latex_backend()
     check_matrix_delimiters(text)
     text = text.strip()

@@ -30,6 +30,8 @@ import logging
 from typing import Any
 
 import sympy
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from math_verify.parser import NormalizationConfig
 
 from evalsuite.scoring.math_normalize_robust import (
     WORD,
@@ -47,17 +49,23 @@ def quiet_math_verify() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+@functools.cache
+def _extraction_config() -> tuple[Any, ...]:
+    """math-verify's defaults, but units left to ``normalize_robust`` (it reads "2m" as 2)."""
+    normalization = NormalizationConfig(
+        basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all"
+    )
+    return (LatexExtractionConfig(normalization_config=normalization), ExprExtractionConfig())
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _parsed(answer: str) -> tuple[Any, ...]:
     """math-verify's reading of one normalised answer: (sympy object, ..., string)."""
-    from math_verify import parse
-
-    return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=None))  # type: ignore[arg-type]
+    text = f"\\boxed{{{answer}}}"
+    return tuple(parse(text, list(_extraction_config()), parsing_timeout=None))  # type: ignore[arg-type]
 
 
 def _verify(gold: Any, pred: Any) -> bool:
-    from math_verify import verify
-
     return bool(verify(list(gold), list(pred), timeout_seconds=None))
 
 

@@ -6,11 +6,12 @@ removes what carries no mathematical content in a MATH answer: math delimiters, 
 ``\\left``/``\\right``, spacing commands, ``\\dfrac``/``\\tfrac``, degrees, percent and
 dollar signs, thousands separators (``10{,}000``, ``10,\\!000``, ``10,000``), unit words
 after a quantity (``85\\text{ feet}``, ``12 square units``), and ``\\text{}`` wrappers
-around words (``\\text{(C)}`` -> ``C``). It is the identity on anything it does not
-recognise, so math-verify still sees the rest as written.
+around words (``\\text{(C)}`` -> ``C``), a single-letter left side (``x = 5`` -> ``5``),
+and it writes ``.5`` as ``0.5``. It is the identity on anything it does not recognise, so
+math-verify still sees the rest as written.
 
-Every pattern here is linear-time; the functions still run inside the worker pool, under
-the per-item time limit, with the rest of the grading.
+Like everything that looks inside an answer, this runs in the worker pool under the
+per-item time limit, so a pattern that backtracks on adversarial input costs at most that.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ _GROUPED_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")
 _PLAIN_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|textnormal|operatorname)\s*\{")
 _CHOICE = re.compile(r"\(?([A-Z])\)?")
+# "x = 5" -> "5" (a single-letter left side and one "="; "x+y=2" stays an equation)
+_ASSIGNMENT = re.compile(r"^[A-Za-z]\s*=\s*(?=[^=<>]+$)")
+_LEADING_DOT = re.compile(r"(?<![\w.])\.(?=\d)")  # .5 -> 0.5
 WORD = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+)*")
 
 _INT = r"\d+"
@@ -120,10 +124,12 @@ def normalize_robust(answer: str) -> str:
     if _PLAIN_THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
     text = _unwrap_text(text).strip()
+    text = _ASSIGNMENT.sub("", text)
     choice = _CHOICE.fullmatch(text)
     if choice:  # (C) -> C
         text = choice.group(1)
-    return re.sub(r"\s+", " ", text).strip(" .")
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".").rstrip()
+    return _LEADING_DOT.sub("0.", text)
 
 
 def _strip_wrappers(text: str) -> str:

@@ -10,9 +10,15 @@ replacement and goes on. A worker that dies (segfault, out of memory) costs its 
 ``error``, never the run.
 
 Generic on purpose (the HumanEval+ sandbox needs the same thing): ``fn`` is any picklable
-module-level function of one picklable argument. Workers are forked from a forkserver that
-has imported ``preload`` once, so a replacement starts in milliseconds, and a worker takes
-tasks only after it reports ready, so start-up time never counts against a task's limit.
+module-level function of one picklable argument. A worker takes tasks only after it reports
+ready, so start-up time never counts against a task's limit. How workers start:
+
+* ``fork`` when this process has a single thread (checked at each start): the worker
+  inherits what this process has imported and starts in milliseconds;
+* otherwise ``forkserver`` (forking a process with threads can deadlock the child), whose
+  server imports ``preload`` once, so replacements are still fast. Like every
+  non-fork start method it re-imports the main module in the worker: scripts that call
+  the pool need the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -49,14 +56,30 @@ class TaskResult(Generic[R]):
     seconds: float = 0.0
 
 
+def _single_threaded() -> bool:
+    """No other thread, Python's or a library's (OpenMP, ...), that a fork could cut off."""
+    if threading.active_count() != 1:
+        return False
+    try:
+        with open("/proc/self/status") as status:
+            return any(line.split() == ["Threads:", "1"] for line in status)
+    except OSError:
+        return False
+
+
 def _worker_main(
     conn: Connection,
     fn: Callable[[Any], Any],
     initializer: Callable[[], None] | None,
     memory_limit_mb: int | None,
+    inherited_fds: Sequence[int],
 ) -> None:
     """Worker loop: say ("ready",), then answer each (index, task) with a "result" message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for fd in inherited_fds:  # a forked worker must not hold its siblings' pipes open
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    parent = os.getppid()
     try:
         if memory_limit_mb:
             limit = memory_limit_mb * 2**20
@@ -69,6 +92,9 @@ def _worker_main(
     conn.send(("ready",))
     while True:
         try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # orphaned: the parent died without telling us
+                    return
             message = conn.recv()
         except (EOFError, OSError):  # the parent is gone
             return
@@ -99,6 +125,12 @@ class _Worker:
 class KillingPool:
     """Run ``fn`` over tasks in ``workers`` processes, ``timeout`` seconds per task at most.
 
+    ``initializer`` runs in each new worker before it reports ready (an exception there is
+    a PoolError, with its message). ``preload`` names modules for the forkserver to import
+    (a process-wide setting of multiprocessing's forkserver). ``memory_limit_mb`` caps each
+    worker's address space, so a runaway allocation fails in the worker, not the machine.
+    ``start_method`` forces one (tests); by default fork or forkserver as described above.
+
     Use as a context manager, or call ``close()``; ``map`` can be called several times and
     keeps its workers (and their caches) between calls.
     """
@@ -112,6 +144,7 @@ class KillingPool:
         initializer: Callable[[], None] | None = None,
         preload: Sequence[str] = (),
         memory_limit_mb: int | None = None,
+        start_method: str | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -119,11 +152,12 @@ class KillingPool:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.fn, self.workers, self.timeout = fn, workers, timeout
         self.initializer, self.memory_limit_mb = initializer, memory_limit_mb
-        methods = multiprocessing.get_all_start_methods()
-        method = "forkserver" if "forkserver" in methods else "spawn"
-        self._ctx = multiprocessing.get_context(method)
-        if preload and "forkserver" in methods:
-            self._ctx.set_forkserver_preload(list(preload))
+        self._methods = multiprocessing.get_all_start_methods()
+        if start_method is not None and start_method not in self._methods:
+            raise ValueError(f"start method {start_method!r} not in {self._methods}")
+        self.start_method = start_method
+        if preload and "forkserver" in self._methods:
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
         self._pool: list[_Worker] = []
         self.replaced = 0  # workers killed or lost and started again
 
@@ -133,11 +167,23 @@ class KillingPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _context(self) -> Any:
+        if self.start_method is not None:
+            return multiprocessing.get_context(self.start_method)
+        if "fork" in self._methods and _single_threaded():
+            return multiprocessing.get_context("fork")
+        return multiprocessing.get_context(
+            "forkserver" if "forkserver" in self._methods else "spawn"
+        )
+
     def _start(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(
+        ctx = self._context()
+        parent, child = ctx.Pipe()
+        forked = ctx.get_start_method() == "fork"
+        siblings = [w.conn.fileno() for w in self._pool if not w.conn.closed] if forked else []
+        process = ctx.Process(
             target=_worker_main,
-            args=(child, self.fn, self.initializer, self.memory_limit_mb),
+            args=(child, self.fn, self.initializer, self.memory_limit_mb, siblings),
             daemon=True,
         )
         process.start()
@@ -181,17 +227,28 @@ class KillingPool:
 
         def replace(worker: _Worker) -> None:
             self._stop(worker)
-            self._pool[self._pool.index(worker)] = self._start()
+            position = self._pool.index(worker)
+            del self._pool[position]  # before _start, which looks at the live siblings
+            self._pool.insert(position, self._start())
             self.replaced += 1
 
         try:
             while pending or any(w.task is not None for w in self._pool):
                 now = time.monotonic()
-                for worker in self._pool:
+                for worker in list(self._pool):
                     if worker.ready and worker.task is None and pending:
-                        worker.task, task = pending.popleft()
-                        worker.sent_at, worker.deadline = now, now + self.timeout
-                        worker.conn.send((worker.task, task))
+                        index, task = pending.popleft()
+                        try:
+                            worker.conn.send((index, task))
+                        except OSError:  # it died while idle: the task goes to another
+                            pending.appendleft((index, task))
+                            replace(worker)
+                            continue
+                        worker.task, worker.sent_at, worker.deadline = (
+                            index,
+                            now,
+                            now + self.timeout,
+                        )
                 waits = [w.deadline - now for w in self._pool if w.task is not None]
                 waits += [w.started + START_TIMEOUT - now for w in self._pool if not w.ready]
                 ready = wait([w.conn for w in self._pool], timeout=max(0.0, min(waits, default=1)))
@@ -199,6 +256,7 @@ class KillingPool:
                     try:
                         message = worker.conn.recv()
                     except (EOFError, OSError):
+                        worker.process.join(timeout=5)
                         code = worker.process.exitcode
                         if not worker.ready:
                             self.close()

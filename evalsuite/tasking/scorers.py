@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite.engines import Completion
@@ -31,6 +31,8 @@ class Scored:
     metrics: dict[str, Metric]
     # one per (doc, sample): sample_index, verdict or score, details; the runner adds the rest
     samples: list[list[dict[str, Any]]]
+    # more JSONL files for the results directory: samples_<task>.<name>.jsonl
+    extra_files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 Scorer = Callable[[TaskSpec, Sequence[dict], Sequence[list[Completion]]], Scored]
@@ -47,7 +49,7 @@ def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
 
 # Modules whose import registers more scorers; imported on first use (they pull in sympy
 # and friends, which a generation-only run should not pay for).
-_BUILTIN_SCORER_MODULES = ("evalsuite.tasking.math_scorer",)
+_BUILTIN_SCORER_MODULES = ("evalsuite.tasking.math_scorer", "evalsuite.tasking.code_scorer")
 
 
 def get_scorer(spec: TaskSpec) -> Scorer:

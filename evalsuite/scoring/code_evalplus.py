@@ -1,0 +1,213 @@
+"""EvalPlus mode: ``evalplus.evaluate`` semantics (0.3.1), decided outside the sandbox.
+
+Per sample, base and plus inputs run in two separate processes. Within one, the program is
+executed once and the entry point called on each input in order with a limit of
+``max(min_time_limit, factor * ground-truth time)`` seconds; the first input that raises,
+runs out of time or returns a wrong value ends it (EvalPlus' default ``fast_check``), and
+the whole process may take ``min(60, sum of limits) + 2`` seconds before it is killed.
+
+Comparison, as ``evalplus.eval.unsafe_execute`` does it:
+``out == exp``, else, when a tolerance applies, same type, same length for sequences and
+``np.allclose(out, exp, rtol=1e-7, atol)``; the tolerance is the task's ``atol``, or 1e-6
+from the first input whose expected output is a float (or list of floats) on, when the
+task's is 0 (it sticks for the later inputs, as in EvalPlus). ``find_zero`` (HumanEval/32)
+is checked with EvalPlus' oracle ``abs(poly(xs, x)) <= atol`` on the input after the call.
+
+``quirks=True`` also reproduces what EvalPlus 0.3.1 does for find_zero: its oracle skips the
+progress counter, so every HumanEval/32 sample ends "fail" there. Off by default: the
+intended oracle (canonical solutions pass) is what the protocol asks for.
+
+Statuses: ours are pass / fail (wrong output) / error (exception, crash, early exit) /
+timeout (an input over its limit, or the process over its limit). ``evalplus_status``
+is what EvalPlus would print: pass, fail, or timeout (a process that ended without a
+verdict: killed at the limit, crashed, or ``os._exit``).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.code_data import Problem
+from evalsuite.scoring.code_truth import GroundTruth, SplitTruth
+from evalsuite.scoring.sandbox import ExitInfo, Job
+from evalsuite.scoring.sandbox_child import LOAD_FAILED, SETUP_FAILED
+
+DEFAULT_MIN_TIME_LIMIT = 4.0  # PROTOCOL 2 (EvalPlus 0.3.1's own default is 1.0)
+DEFAULT_FACTOR = 4.0
+OUTPUT_KEPT = 2000  # characters of a program's output kept in the report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one program (one split of a sample, or one paper-mode run)."""
+
+    status: str  # pass / fail / error / timeout
+    reference_status: str  # the status the reference tool reports
+    failed_index: int | None = None  # position among the inputs this run checks
+    detail: str = ""
+    seconds: float = 0.0
+    output: str = ""  # the start of what the program printed (stdout and stderr)
+
+
+def limits(times: list[float], min_time_limit: float, factor: float) -> list[float]:
+    return [max(min_time_limit, factor * t) for t in times]
+
+
+def hard_limit(per_input: list[float]) -> float:
+    """EvalPlus: join(min(60, sum) + 1 + 1) after start (``fast_check``)."""
+    return min(60.0, sum(per_input)) + 2.0
+
+
+def sandbox_tasks(
+    problems: dict[str, Problem], truth: GroundTruth, min_time_limit: float, factor: float
+) -> dict[str, dict[str, Any]]:
+    """What the sandbox gets per task: inputs and limits, never outputs."""
+    tasks = {}
+    for task_id, p in problems.items():
+        t = truth.tasks[task_id]
+        tasks[task_id] = {
+            "entry_point": p.entry_point,
+            "special": p.entry_point == "find_zero",
+            "base_inputs": pickle.dumps(p.base_input, protocol=5),
+            "plus_inputs": pickle.dumps(p.plus_input, protocol=5),
+            "base_limits": limits(t.base.wall, min_time_limit, factor),
+            "plus_limits": limits(t.plus.wall, min_time_limit, factor),
+        }
+    return tasks
+
+
+def job(task_id: str, split: str, program: str, task: dict[str, Any]) -> Job:
+    return Job("evalplus", program, hard_limit(task[f"{split}_limits"]), task_id, split)
+
+
+def poly(xs: list[Any], x: Any) -> Any:
+    """EvalPlus' ``_poly`` (the problem's own ``poly``): sum of coeff * x**i."""
+    return sum([coeff * math.pow(x, i) for i, coeff in enumerate(xs)])
+
+
+def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
+    """``unsafe_execute``'s check for one output, on decoded data; False wherever it raises."""
+    try:
+        import numpy as np
+
+        exact_match = out == exp
+        if not exact_match and atol != 0:
+            if type(out) != type(exp):  # noqa: E721 - EvalPlus compares types exactly
+                return False
+            if isinstance(exp, list | tuple) and len(out) != len(exp):
+                return False
+            return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+        return bool(exact_match)
+    except Exception:
+        return False
+
+
+def find_zero_ok(payload: bytes, atol: float) -> bool:
+    """EvalPlus' HumanEval/32 oracle on (output, input after the call)."""
+    try:
+        out, inp = wire.decode(payload)
+        return bool(abs(poly(*inp, out)) <= atol)
+    except Exception:
+        return False
+
+
+class Checker:
+    """Feeds on one run's records; knows the verdict as soon as an input fails."""
+
+    PASS, FAIL, LOST = "pass", "fail", "timeout"  # the reference tool's words
+    wrong = "wrong output"
+
+    def __init__(self, n: int, inputs: list[Any]) -> None:
+        self.n, self.inputs, self.next = n, inputs, 0
+        self.outcome: Outcome | None = None
+
+    def fail(self, status: str, index: int | None, detail: str) -> bool:
+        if self.outcome is None:
+            self.outcome = Outcome(status, self.FAIL, index, detail)
+        return True
+
+    def check(self, index: int, sig: bytes, payload: bytes) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def feed(self, kind: int, index: int, sig: bytes, payload: bytes) -> bool:
+        if self.outcome is not None:
+            return True
+        if kind == wire.STAGE:
+            return False
+        text = payload.decode("utf-8", "replace")
+        if index == SETUP_FAILED:
+            return self.fail("error", None, text)
+        if index == LOAD_FAILED and kind == wire.EXC:
+            return self.fail("error", None, text)
+        if index != self.next:
+            return self.fail("error", None, f"records out of order ({index} after {self.next})")
+        if kind == wire.OUT:
+            if self.check(index, sig, payload):
+                self.next += 1
+                return False
+            return self.fail("fail", index, self.wrong)
+        if kind == wire.TIMEOUT:
+            return self.fail("timeout", index, "over the time limit for this input")
+        if kind == wire.UNENCODABLE:
+            return self.fail("error", index, f"output not sendable: {text}")
+        return self.fail("error", index, text)  # EXC: the call raised
+
+    def finish(self, exit: ExitInfo) -> Outcome:
+        outcome = self.outcome or self.ended(exit)
+        return Outcome(
+            outcome.status,
+            outcome.reference_status,
+            outcome.failed_index,
+            outcome.detail,
+            exit.seconds,
+            exit.output[:OUTPUT_KEPT],
+        )
+
+    def ended(self, exit: ExitInfo) -> Outcome:
+        if self.next == self.n:
+            return Outcome("pass", self.PASS)
+        if exit.protocol_error:
+            return Outcome("error", self.FAIL, self.next, f"bad records: {exit.protocol_error}")
+        where = f"at input {self.next} of {self.n}"
+        if exit.timed_out:
+            return Outcome("timeout", self.LOST, self.next, f"process time limit hit {where}")
+        if exit.exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and not exit.killed:
+            return Outcome("timeout", self.LOST, self.next, f"CPU time limit hit {where}")
+        return Outcome("error", self.LOST, self.next, f"exited {where} (code {exit.exit_code})")
+
+
+class EvalPlusChecker(Checker):
+    def __init__(self, problem: Problem, split: str, truth: GroundTruth, quirks: bool) -> None:
+        inputs = problem.base_input if split == "base" else problem.plus_input
+        super().__init__(len(inputs), inputs)
+        self.problem, self.split, self.truth, self.quirks = problem, split, truth, quirks
+        self.facts: SplitTruth = getattr(truth.tasks[problem.task_id], split)
+        self.special = problem.entry_point == "find_zero"
+
+    def atol(self, index: int) -> float:
+        first = self.facts.first_float
+        if self.problem.atol == 0 and first is not None and index >= first:
+            return 1e-6
+        return self.problem.atol
+
+    def check(self, index: int, sig: bytes, payload: bytes) -> bool:
+        if self.special:
+            return find_zero_ok(payload, self.problem.atol)
+        if sig == self.facts.digest(index):  # only a program that has the answer can send it
+            return True
+        try:
+            out = wire.decode(payload)
+        except wire.DecodeError:
+            return False
+        expected = self.truth.outputs(self.problem.task_id)[self.split][index]
+        return evalplus_equal(out, expected, self.atol(index))
+
+    def ended(self, exit: ExitInfo) -> Outcome:
+        if self.quirks and self.special and self.next == self.n:
+            return Outcome("fail", self.FAIL, None, "EvalPlus 0.3.1 fails every find_zero sample")
+        return super().ended(exit)

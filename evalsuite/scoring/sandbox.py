@@ -1,0 +1,345 @@
+"""Run untrusted programs in a confined process each; hand their reports to a verifier.
+
+Design (threat model: generated code is hostile until proven otherwise):
+
+* Who decides. This process (the scorer) holds the answers and decides. Programs never
+  report a verdict, only data (each output, or the exception), on a pipe; the scorer
+  compares it with expected outputs the sandbox never had (``sandbox_wire``). So exiting
+  early, printing "passed", patching ``assert``/builtins/numpy/the harness, ``atexit`` or
+  ``__del__`` tricks, forged records: none can produce a pass, only a missing or wrong
+  output. Untrusted bytes are decoded by an unpickler that refuses every global.
+* Who forks. Not this process (its memory has the answers, maybe threads): a zygote
+  (``sandbox_zygote``) started clean, sent only inputs and programs, forks one child per
+  program (about a millisecond; no interpreter start), enforces the wall-clock limit,
+  kills on request, caps stdout/stderr, reports each exit. We read each program's records
+  straight from a pipe we created (its write end travels to the zygote with the request),
+  and ask for a kill as soon as a verdict is known.
+* What confines. As root with namespaces (``ready`` reports what was obtained): the zygote
+  gets new mount/net/IPC namespaces (no network interface up, root filesystem read-only,
+  answers hidden, /tmp private; ``sandbox_mounts``); each child a PID namespace (it is pid 1:
+  its death kills everything it started, and it sees nothing outside), its own /proc and
+  /tmp, its own uid per worker slot (RLIMIT_NPROC binds for it: it does not for root; files
+  of the scorer are out of reach; it cannot signal us), limits on address space, CPU,
+  file size, open files and processes, an empty working directory, no environment, no
+  inherited fds, no new privileges, death with the zygote (``sandbox_child``).
+  Without namespaces (``isolation="basic"``, or not root): own session and process group
+  (killed as a group, plus a kill(-1) sweep as its uid when it has one), and a Python audit
+  hook refusing sockets, ctypes, process control and writes outside its directory. Weaker:
+  it shares our uid when the interpreter is not readable by others, and can read files.
+
+    with Sandbox(tasks, workers=4) as box:
+        box.run(jobs, verifier_for_job, on_done)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pickle
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.sandbox_zygote import HEADER
+
+F_SETPIPE_SZ = 1031
+READY_TIMEOUT = 120.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself cannot run (the zygote failed); not a verdict on any program."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One program to run: ``kind`` is evalplus, paper or script; ``task`` a key of tasks."""
+
+    kind: str
+    code: str
+    deadline: float  # wall-clock seconds
+    task: str = ""
+    split: str = ""
+    cpu_limit: float | None = None  # CPU seconds (default: the deadline plus 2)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """How the process ended, as the zygote saw it (the only facts not from the program)."""
+
+    exit_code: int
+    seconds: float
+    timed_out: bool
+    killed: bool
+    output: str
+    output_bytes: int
+    protocol_error: str | None = None
+
+
+class Verifier(Protocol):
+    def feed(self, kind: int, index: int, sig: bytes, payload: bytes) -> bool:
+        """Take one record; True when the verdict is known and the program can be stopped."""
+
+    def finish(self, exit: ExitInfo) -> Any:
+        """The outcome, once the process is gone and every record has been fed."""
+
+
+@dataclass
+class Collector:
+    """A verifier that decides nothing: keeps the records (for scripts and tests)."""
+
+    records: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)
+
+    def feed(self, kind: int, index: int, sig: bytes, payload: bytes) -> bool:
+        self.records.append((kind, index, sig, payload))
+        return False
+
+    def finish(self, exit: ExitInfo) -> tuple[ExitInfo, list[tuple[int, int, bytes, bytes]]]:
+        return exit, self.records
+
+
+@dataclass(slots=True)
+class _Running:
+    index: int
+    verifier: Verifier
+    fd: int | None
+    reader: wire.RecordReader = field(default_factory=wire.RecordReader)
+    decided: bool = False
+    exit: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Sandbox:
+    """A zygote plus the scorer's side of the protocol; use as a context manager."""
+
+    def __init__(
+        self,
+        tasks: dict[str, dict[str, Any]],
+        *,
+        workers: int,
+        isolation: str = "auto",
+        memory_bytes: int = 4 * 2**30,
+        file_bytes: int = 64 * 2**20,
+        nproc: int = 64,
+        hide: Iterable[str | Path] = (),
+        capture_bytes: int = 8192,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if isolation not in ("auto", "namespaces", "basic"):
+            raise ValueError(f"isolation must be auto, namespaces or basic, not {isolation!r}")
+        self.workers = workers
+        self._scratch = tempfile.mkdtemp(prefix="evalsuite-sandbox-")
+        os.chmod(self._scratch, 0o711)
+        cfg = {
+            "isolation": isolation,
+            "memory_bytes": memory_bytes,
+            "file_bytes": file_bytes,
+            "nproc": nproc,
+            "hide": [str(Path(p).resolve()) for p in hide],
+            "capture_bytes": capture_bytes,
+            "tmp_bytes": 512 * 2**20,
+            "job_tmp_bytes": 64 * 2**20,
+            "workers": workers,
+            "scratch": self._scratch,
+        }
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock, self._inbox = ours, bytearray()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": package_root,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        command = [sys.executable, "-m", "evalsuite.scoring.sandbox_zygote", str(theirs.fileno())]
+        self._process = subprocess.Popen(
+            command,
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+        theirs.close()
+        try:
+            self._send(("init", cfg, tasks))
+            message = self._wait_for("ready", READY_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+        self.info: dict[str, Any] = message[1]
+        self._next_id = 0
+
+    # ---- plumbing --------------------------------------------------------------------
+    def _send(self, message: tuple[Any, ...], fds: tuple[int, ...] = ()) -> None:
+        data = pickle.dumps(message, protocol=5)
+        blob = HEADER.pack(len(data)) + data
+        if fds:
+            sent = socket.send_fds(self._sock, [blob[:1]], list(fds))
+            blob = blob[sent:]
+        if blob:
+            self._sock.sendall(blob)
+
+    def _messages(self) -> list[tuple[Any, ...]]:
+        data = self._sock.recv(1 << 20)
+        if not data:
+            raise SandboxError(f"the sandbox zygote exited{self._stderr_tail()}")
+        self._inbox += data
+        out = []
+        while len(self._inbox) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._inbox)
+            if len(self._inbox) < HEADER.size + size:
+                break
+            message = pickle.loads(bytes(self._inbox[HEADER.size : HEADER.size + size]))
+            del self._inbox[: HEADER.size + size]
+            if message[0] == "fatal":
+                raise SandboxError(f"the sandbox zygote failed: {message[1]}")
+            out.append(message)
+        return out
+
+    def _wait_for(self, kind: str, timeout: float) -> tuple[Any, ...]:
+        self._sock.settimeout(timeout)
+        try:
+            while True:
+                for message in self._messages():
+                    if message[0] == kind:
+                        return message
+        except TimeoutError:
+            raise SandboxError(f"the sandbox zygote did not start within {timeout:g} s") from None
+        finally:
+            self._sock.settimeout(None)
+
+    def _stderr_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            self._stderr.seek(0)
+            text = self._stderr.read().decode("utf-8", "replace").strip()
+            if text:
+                return ": " + text.splitlines()[-1][:500]
+        return ""
+
+    # ---- running ---------------------------------------------------------------------
+    def run(
+        self,
+        jobs: Iterable[Job],
+        verifier_for: Callable[[int, Job], Verifier],
+        on_done: Callable[[int, Any], None],
+    ) -> None:
+        """Run every job (at most ``workers`` at once); ``on_done(index, outcome)`` each."""
+        pending = deque(enumerate(jobs))
+        running: dict[int, _Running] = {}  # job id -> state
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ, None)
+
+        def stop(job_id: int, state: _Running) -> None:
+            if not state.decided:
+                state.decided = True
+                self._send(("kill", job_id))
+            if state.fd is not None:
+                selector.unregister(state.fd)
+                os.close(state.fd)
+                state.fd = None
+
+        def settle(job_id: int, state: _Running) -> None:
+            if state.exit is None or state.fd is not None:
+                return
+            del running[job_id]
+            info = ExitInfo(**state.exit, protocol_error=state.error)
+            on_done(state.index, state.verifier.finish(info))
+
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    index, job = pending.popleft()
+                    job_id, self._next_id = self._next_id, self._next_id + 1
+                    r, w = os.pipe()
+                    with contextlib.suppress(OSError):
+                        fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)
+                    spec = {
+                        "kind": job.kind,
+                        "code": job.code,
+                        "deadline": job.deadline,
+                        "cpu_limit": job.cpu_limit,
+                        "task": job.task,
+                        "split": job.split,
+                    }
+                    try:
+                        self._send(("run", job_id, spec), (w,))
+                    finally:
+                        os.close(w)
+                    running[job_id] = _Running(index, verifier_for(index, job), r)
+                    selector.register(r, selectors.EVENT_READ, job_id)
+                for key, _ in selector.select():
+                    if key.data is None:
+                        for message in self._messages():
+                            if message[0] == "exited" and message[1] in running:
+                                state = running[message[1]]
+                                state.exit = message[2]
+                                settle(message[1], state)
+                        continue
+                    job_id = key.data
+                    state = running[job_id]
+                    data = os.read(state.fd, 1 << 20)  # type: ignore[arg-type]
+                    if not data:  # every writer is gone (or the program closed its end)
+                        selector.unregister(state.fd)
+                        os.close(state.fd)  # type: ignore[arg-type]
+                        state.fd = None
+                        settle(job_id, state)
+                        continue
+                    try:
+                        records = state.reader.feed(data)
+                    except wire.DecodeError as e:  # the program broke the protocol
+                        state.error = str(e)
+                        records = []
+                        stop(job_id, state)
+                    for record in records:
+                        if state.verifier.feed(*record):
+                            stop(job_id, state)
+                            break
+                    settle(job_id, state)
+        finally:
+            for job_id, state in running.items():
+                with contextlib.suppress(OSError):
+                    self._send(("kill", job_id))
+                if state.fd is not None:
+                    os.close(state.fd)
+            selector.close()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._send(("quit",))
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._sock.close()
+        self._stderr.close()
+        for attempt in range(3):
+            with contextlib.suppress(OSError):
+                import shutil
+
+                shutil.rmtree(self._scratch)
+                break
+            time.sleep(0.1 * (attempt + 1))
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

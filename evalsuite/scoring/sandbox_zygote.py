@@ -1,0 +1,350 @@
+"""The fork server: one clean process that forks a confined child per program, and reaps it.
+
+Why a separate process: the scorer holds the expected outputs, and a child forked from it
+would inherit them (and whatever else the scorer has: threads, open files, credentials).
+The zygote is started from scratch with an empty environment and is sent only what
+programs may see (inputs, entry points, time limits); it imports numpy and the usual
+modules once, so forking a child costs about a millisecond instead of an interpreter start.
+
+Isolation it sets up, when it runs as root and the kernel allows (``ready`` reports what
+was actually obtained):
+
+* once, for itself and so for every child: new mount, network and IPC namespaces; a
+  private tmpfs over /tmp, /var/tmp and /dev/shm; the dataset and answer caches hidden
+  under empty read-only tmpfs; the root filesystem read-only. No network interface is up.
+* per child: a new PID namespace (the child is its pid 1: when it dies the kernel kills
+  everything it started, daemons included, and it cannot see or signal anything outside),
+  its own /proc, and a uid of its own (a fresh uid per worker slot, so RLIMIT_NPROC binds
+  and files outside its directory are out of reach).
+
+Without namespaces (not root), each child gets its own session, is killed by process group
+plus (as root) a kill(-1) sweep as its uid, and refuses network and process control at the
+Python audit layer (see ``sandbox_child``): weaker, and reported as such.
+
+Protocol on the control socket (length-prefixed pickles; both ends are trusted code):
+in: ``("run", id, job)`` with the result pipe's write end attached, ``("kill", id)``,
+``("quit",)``; out: ``("ready", info)``, ``("exited", id, info)``, ``("fatal", text)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import os
+import pickle
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+from evalsuite.scoring import sandbox_child
+from evalsuite.scoring.sandbox_mounts import (
+    CLONE_NEWPID,
+    call,
+    probe_namespaces,
+    readable_by_others,
+    setup_namespaces,
+)
+
+HEADER = struct.Struct("<I")
+PRELOAD = (  # imported once here, so programs that import them do not pay for it
+    "numpy",
+    "math",
+    "cmath",
+    "re",
+    "string",
+    "itertools",
+    "functools",
+    "collections",
+    "heapq",
+    "bisect",
+    "typing",
+    "fractions",
+    "decimal",
+    "statistics",
+    "random",
+    "hashlib",
+    "copy",
+    "operator",
+    "datetime",
+    "json",
+    "shutil",
+    "subprocess",
+    "array",
+)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.inbox, self.fds = sock, bytearray(), []
+        self.jobs: dict[int, dict[str, Any]] = {}  # pid -> job
+        self.by_id: dict[int, int] = {}  # job id -> pid
+        self.free_slots: list[int] = []
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+
+    # ---- messages ------------------------------------------------------------------------
+    def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=5)
+        self.sock.sendall(HEADER.pack(len(data)) + data)
+
+    def receive(self) -> list[tuple[Any, ...]]:
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 64)
+        if not data:
+            raise EOFError
+        self.inbox += data
+        self.fds.extend(fds)
+        out = []
+        while len(self.inbox) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self.inbox)
+            if len(self.inbox) < HEADER.size + size:
+                break
+            out.append(pickle.loads(bytes(self.inbox[HEADER.size : HEADER.size + size])))
+            del self.inbox[: HEADER.size + size]
+        return out
+
+    # ---- setup ---------------------------------------------------------------------------
+    def setup(self, cfg: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        self.cfg, self.tasks = cfg, tasks
+        info: dict[str, Any] = {"root": os.geteuid() == 0}
+        want = cfg["isolation"]
+        why_not = probe_namespaces() if want in ("auto", "namespaces") else "not requested"
+        if want == "namespaces" and why_not:
+            raise RuntimeError(f"namespace isolation requested but unavailable: {why_not}")
+        self.namespaces = why_not is None
+        self.cfg = {**cfg, "namespaces": self.namespaces}
+        if self.namespaces:
+            setup_namespaces(cfg["hide"], cfg["tmp_bytes"])
+            self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        else:
+            self.jobs_root = os.path.join(cfg["scratch"], "jobs")
+            os.makedirs(self.jobs_root, mode=0o711, exist_ok=True)
+        # another uid per slot as root; without namespaces only if it can still import
+        drop = info["root"] and (self.namespaces or readable_by_others())
+        self.uid_base = 0x40000000 + secrets.randbelow(1 << 20) * 256 if drop else None
+        self.free_slots = list(range(cfg["workers"]))
+        info.update(
+            namespaces=self.namespaces,
+            why_not=why_not,
+            network="none (empty network namespace)" if self.namespaces else "audit hook",
+            processes="PID namespace per program" if self.namespaces else "process group",
+            filesystem=(
+                "read-only root, private /tmp, data hidden" if self.namespaces else "audit hook"
+            ),
+            uid="own uid per worker slot" if drop else "same uid as the scorer",
+            nproc=f"{cfg['nproc']} (binds: unprivileged uid)" if drop else "does not bind",
+        )
+        for name in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+        gc.collect()
+        gc.freeze()  # children touching these objects' GC headers would copy every page
+        return info
+
+    # ---- jobs ----------------------------------------------------------------------------
+    def start(self, job_id: int, job: dict[str, Any], result_w: int) -> None:
+        slot = self.free_slots.pop(0)
+        uid = None if self.uid_base is None else self.uid_base + slot
+        job_dir = None  # with namespaces the child makes its own, on its own tmpfs
+        if not self.namespaces:
+            job_dir = os.path.join(self.jobs_root, str(job_id))
+            os.mkdir(job_dir, 0o700)
+            if uid is not None:
+                os.chown(job_dir, uid, uid)
+        out_r, out_w = os.pipe()
+        child = {**job, "dir": job_dir, "uid": uid, "result_fd": result_w, "out_fd": out_w}
+        task = self.tasks.get(job.get("task", ""))
+        if self.namespaces:
+            call(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.set_wakeup_fd(-1)
+                    self.jobs.clear()
+                    sandbox_child.main(self.cfg, child, task)
+                finally:
+                    os._exit(0)
+        finally:
+            if self.namespaces:
+                call(_libc.setns(self.own_pidns, CLONE_NEWPID), "setns")
+        os.close(result_w)
+        os.close(out_w)
+        os.set_blocking(out_r, False)
+        now = time.monotonic()
+        record = {
+            "id": job_id,
+            "slot": slot,
+            "uid": uid,
+            "dir": job_dir,
+            "out": out_r,
+            "output": bytearray(),
+            "output_bytes": 0,
+            "started": now,
+            "deadline": now + job["deadline"],
+            "timed_out": False,
+            "killed": False,
+        }
+        self.jobs[pid] = record
+        self.by_id[job_id] = pid
+        self.selector.register(out_r, selectors.EVENT_READ, ("out", pid))
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.namespaces:
+                os.kill(pid, signal.SIGKILL)  # pid 1 of its namespace: the kernel kills the rest
+            else:
+                os.killpg(pid, signal.SIGKILL)
+
+    def sweep(self, uid: int) -> None:
+        """Kill every process left with this uid (daemons that left the process group)."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setresuid(uid, uid, uid)
+                os.kill(-1, signal.SIGKILL)  # never signals the caller itself
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    def drain(self, job: dict[str, Any]) -> None:
+        while True:
+            try:
+                data = os.read(job["out"], 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                self.selector.unregister(job["out"])
+                os.close(job["out"])
+                job["out"] = None
+                return
+            job["output_bytes"] += len(data)
+            room = self.cfg["capture_bytes"] - len(job["output"])
+            if room > 0:
+                job["output"] += data[:room]
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.jobs.pop(pid, None)
+            if job is None:
+                continue
+            if not self.namespaces:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                if job["uid"] is not None:
+                    self.sweep(job["uid"])
+            if job["out"] is not None:
+                self.drain(job)
+                if job["out"] is not None:
+                    self.selector.unregister(job["out"])
+                    os.close(job["out"])
+            if job["dir"]:
+                shutil.rmtree(job["dir"], ignore_errors=True)
+            self.by_id.pop(job["id"], None)
+            self.free_slots.append(job["slot"])
+            self.free_slots.sort()
+            self.send(
+                (
+                    "exited",
+                    job["id"],
+                    {
+                        "exit_code": os.waitstatus_to_exitcode(status),
+                        "seconds": time.monotonic() - job["started"],
+                        "timed_out": job["timed_out"],
+                        "killed": job["killed"],
+                        "output": bytes(job["output"]).decode("utf-8", "replace"),
+                        "output_bytes": job["output_bytes"],
+                    },
+                )
+            )
+
+    # ---- loop ----------------------------------------------------------------------------
+    def serve(self) -> None:
+        self.selector.register(self.sock, selectors.EVENT_READ, ("sock", None))
+        self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w)
+        while True:
+            now = time.monotonic()
+            deadlines = [j["deadline"] for j in self.jobs.values() if not j["timed_out"]]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            for key, _ in self.selector.select(timeout):
+                kind, pid = key.data
+                if kind == "sock":
+                    for message in self.receive():
+                        if message[0] == "quit":
+                            return
+                        if message[0] == "run":
+                            self.start(message[1], message[2], self.fds.pop(0))
+                        elif message[0] == "kill" and message[1] in self.by_id:
+                            pid = self.by_id[message[1]]
+                            self.jobs[pid]["killed"] = True
+                            self.kill(pid)
+                elif kind == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_r, 4096)
+                    self.reap()
+                elif pid in self.jobs and self.jobs[pid]["out"] is not None:
+                    self.drain(self.jobs[pid])
+            now = time.monotonic()
+            for pid, job in self.jobs.items():
+                if not job["timed_out"] and now >= job["deadline"]:
+                    job["timed_out"] = True
+                    self.kill(pid)
+            self.reap()
+
+    def shutdown(self) -> None:
+        for pid in list(self.jobs):
+            self.kill(pid)
+        deadline = time.monotonic() + 5
+        while self.jobs and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            job = self.jobs.pop(pid, None)
+            if job is not None:
+                if not self.namespaces and job["uid"] is not None:
+                    self.sweep(job["uid"])
+                if job["dir"]:
+                    shutil.rmtree(job["dir"], ignore_errors=True)
+
+
+def main(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    call(_libc.prctl(1, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")  # die with the scorer
+    zygote = Zygote(sock)
+    try:
+        messages = zygote.receive()
+        while not messages:
+            messages = zygote.receive()
+        _, cfg, tasks = messages[0]
+        zygote.send(("ready", zygote.setup(cfg, tasks)))
+        zygote.serve()
+    except EOFError:
+        pass
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            zygote.send(("fatal", f"{type(e).__name__}: {e}"))
+        raise
+    finally:
+        zygote.shutdown()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
