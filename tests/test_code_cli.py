@@ -79,3 +79,19 @@ def test_bad_input_is_one_line_and_exit_2(toy_dataset: Path, tmp_path: Path) -> 
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert "Traceback" not in result.output
+
+
+def test_repeated_programs_run_once_with_the_same_verdicts(
+    toy_dataset: Path, tmp_path: Path
+) -> None:
+    from evalsuite.scoring.code_score import score_humaneval_plus
+
+    good, bad = ADD_PROMPT + "    return a + b\n", ADD_PROMPT + "    return a * b\n"
+    rows = [{"task_id": "Toy/0", "solution": p} for p in (good, bad, good, good, bad)]
+    samples = write_samples(tmp_path / "s.jsonl", rows)
+    once = score_humaneval_plus(samples, dataset=toy_dataset, workers=2)
+    every = score_humaneval_plus(samples, dataset=toy_dataset, workers=2, dedup=False)
+    assert (once.programs_run, every.programs_run) == (2, 5)
+    expected = ["pass", "fail", "pass", "pass", "fail"]
+    assert once.per_task()["Toy/0"] == every.per_task()["Toy/0"] == expected
+    assert [s.index for s in once.samples] == [0, 1, 2, 3, 4]
