@@ -35,6 +35,8 @@ def _python_dirs() -> list[str]:
     """Directories the interpreter imports from (the minimal set: none inside another)."""
     found = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     found |= {p for p in sys.path if p and os.path.isdir(p)}
+    # the directory holding the evalsuite package (an editable install may not be on sys.path)
+    found.add(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     dirs = sorted(os.path.realpath(p) for p in found)
     keep: list[str] = []
     for d in dirs:
@@ -87,9 +89,20 @@ def setup_namespaces(hide: list[str], tmp_bytes: int) -> None:
     """Mount/net/IPC namespaces for the zygote and its children."""
     call(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for path in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
+    covered = [p for p in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(p)]
+    # A checkout or virtualenv under /tmp (a CI clone) would vanish under the fresh tmpfs:
+    # hold each such Python directory open, then bind it back at its path.
+    kept = [
+        (d, os.open(d, os.O_PATH | os.O_DIRECTORY))
+        for d in _python_dirs()
+        if any(d == c or d.startswith(c + os.sep) for c in covered)
+    ]
+    for path in covered:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
+    for d, fd in kept:
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", d, None, MS_BIND | MS_REC)
+        os.close(fd)
     os.mkdir("/tmp/.stage", 0o700)
     _expose_python("/tmp/.stage")
     for path in hide:
