@@ -131,6 +131,27 @@ class Engine(ABC):
         self.close()
 
 
+class TokenizerInEngine:
+    """Token ids both in-process engines read off their Hugging Face tokenizer (``self.tokenizer``)
+    and the sequence limit they settle at start (``self._max_length``)."""
+
+    tokenizer: Any
+    _max_length: int
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.eot_token_id
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Text before the first stop string (vLLM's semantics: the stop string is not kept)."""
     cut = min((i for s in stop if (i := text.find(s)) != -1), default=-1)

@@ -17,6 +17,7 @@ from evalsuite.engines.base import (
     EngineInfo,
     GenerationRequest,
     OnDone,
+    TokenizerInEngine,
     cut_at_stop,
 )
 
@@ -35,7 +36,7 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-class HfEngine(Engine):
+class HfEngine(TokenizerInEngine, Engine):
     def __init__(
         self,
         model_dir: str,
@@ -72,19 +73,6 @@ class HfEngine(Engine):
         return [
             self.tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts
         ]
-
-    @property
-    def eot_token_id(self) -> int:
-        return self.tokenizer.eos_token_id
-
-    @property
-    def prefix_token_id(self) -> int:
-        bos = self.tokenizer.bos_token_id
-        return bos if bos is not None else self.eot_token_id
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
 
     # -- generation ----------------------------------------------------------------------
     def _budget(self, request: GenerationRequest, prompt_len: int) -> int:

@@ -17,6 +17,7 @@ from evalsuite.engines.base import (
     EngineInfo,
     GenerationRequest,
     OnDone,
+    TokenizerInEngine,
 )
 
 # vLLM's CPU attention needs this much KV cache at least to start on a small model.
@@ -49,7 +50,7 @@ def cpu_kv_cache_bytes(model_dir: str, max_model_len: int | None, dtype: str) ->
     return max(_MIN_CPU_KV, min(need, ceiling))
 
 
-class VllmEngine(Engine):
+class VllmEngine(TokenizerInEngine, Engine):
     def __init__(
         self,
         model_dir: str,
@@ -111,19 +112,6 @@ class VllmEngine(Engine):
 
     def tokenize(self, texts, add_special_tokens=True):
         return [self.tokenizer.encode(t, add_special_tokens=add_special_tokens) for t in texts]
-
-    @property
-    def eot_token_id(self) -> int:
-        return self.tokenizer.eos_token_id
-
-    @property
-    def prefix_token_id(self) -> int:
-        bos = self.tokenizer.bos_token_id
-        return bos if bos is not None else self.eot_token_id
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
 
     def _params(self, request: GenerationRequest, prompt_len: int):
         from vllm import SamplingParams
