@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+from results_md import replace_section
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-RESULTS_HEADER = "# Benchmark results\n"
 SECTION_TITLE = "## engine overhead (bench/engine_overhead.py)"
 GOAL_RATIO = 1.10
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\nassert")
@@ -471,20 +471,8 @@ class Report:
 
 
 def write_results(text: str) -> None:
-    """Replace this script's section of RESULTS.md, keeping every other section as it is.
-
-    Other benchmarks write their sections concurrently, so the file is re-read right before
-    the write and only this section changes.
-    """
-    old = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else RESULTS_HEADER
-    start = old.find(SECTION_TITLE)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION_TITLE))
-        rest = old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text + ("\n" + rest if rest else "")
-    RESULTS_FILE.write_text(new)
+    """Replace this script's section of RESULTS.md, keeping the others."""
+    replace_section(SECTION_TITLE, text)
 
 
 # ---------------------------------------------------------------- main

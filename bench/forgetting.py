@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from results_md import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 WORK = ROOT / "bench" / "_work"
@@ -94,17 +96,8 @@ def route_lm_eval(merged: Path, limit: int) -> tuple[float, float, dict]:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start == -1:
-        current = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        current = (
-            current[:start] + text.rstrip("\n") + ("\n" + current[end:] if end != -1 else "\n")
-        )
-    path.write_text(current)
+    """Replace this script's section of RESULTS.md, keeping the others."""
+    replace_section(SECTION, text)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_md import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "humaneval_plus" / "HumanEvalPlus.jsonl.gz"
@@ -115,15 +117,8 @@ def machine() -> str:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
-    path.write_text(updated.rstrip("\n") + "\n")
+    """Replace this script's section of RESULTS.md, keeping the others."""
+    replace_section(SECTION, text)
 
 
 def main() -> None:

@@ -41,12 +41,10 @@ from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from results_md import replace_section
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Figures written by the scripts in bench/; rerun a script to refresh its section.\n"
-)
 SECTION_TITLE = "## MATH grading (bench/math_grading.py)"
 DATA = BENCH_DIR.parents[1] / "shared" / "data"
 MATH_TEST = DATA / "math" / "test.jsonl"
@@ -164,16 +162,8 @@ def machine_line() -> str:
 
 
 def write_results(text: str) -> None:
-    """Replace this script's section of RESULTS.md (read just now), keeping the others."""
-    old = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else RESULTS_HEADER
-    start = old.find(SECTION_TITLE)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION_TITLE))
-        rest = old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text + ("\n" + rest if rest else "")
-    RESULTS_FILE.write_text(new)
+    """Replace this script's section of RESULTS.md, keeping the others."""
+    replace_section(SECTION_TITLE, text)
 
 
 ROUTES = {

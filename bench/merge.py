@@ -44,15 +44,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from results_md import replace_section
+
 if TYPE_CHECKING:
     from transformers import LlamaConfig, PreTrainedTokenizerBase
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Figures written by the scripts in bench/; rerun a script to refresh its section.\n"
-)
 SECTION_TITLE = "## merge (bench/merge.py)"
 SHARD_BYTES = 500 * 10**6  # several shards, like a real checkpoint
 INIT_STD = 0.02
@@ -429,16 +427,8 @@ def section(body: dict[str, str], repeats: int) -> str:
 
 
 def write_results(text: str) -> None:
-    """Replace this script's section of RESULTS.md, keeping every other section as it is."""
-    old = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else RESULTS_HEADER
-    start = old.find(SECTION_TITLE)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION_TITLE))
-        rest = old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text + ("\n" + rest if rest else "")
-    RESULTS_FILE.write_text(new)
+    """Replace this script's section of RESULTS.md, keeping the others."""
+    replace_section(SECTION_TITLE, text)
 
 
 def bench_main(args: argparse.Namespace) -> None:
