@@ -8,8 +8,10 @@ garbage (no marker, or junk after it), each in the paper's "The answer is: ..." 
 Routes, each in a fresh process, timed after imports (so Python and library start-up are
 not counted for either), best wall time of ``--repeats`` runs, run alternately:
 
-* ``reference``: extract, lm-eval 0.4.13's ``normalize_final_answer`` on both sides, then
-  its ``is_equiv`` one pair after another in a single process (5 s signal alarm);
+* ``reference``: extract, Minerva's original ``normalize_final_answer`` on both sides (the
+  RaSA scripts' function, restated in ``evalsuite.scoring.math_normalize``; lm-eval 0.4.13
+  ships a rewritten one), then lm-eval's ``is_equiv`` one pair after another in a single
+  process (5 s signal alarm), as the RaSA scripts do;
 * ``evalsuite``: ``grade_math(mode="paper")``, the API behind ``evalsuite score math
   --mode paper``, with one worker per core; pool start-up is inside the timing;
 * ``evalsuite-1``: the same with one worker, to separate the per-core gain (faster exact
@@ -70,8 +72,10 @@ def _cpu_seconds() -> float:
 
 
 def run_reference(pairs: list[tuple[str, str, str]]) -> dict:
-    """The RaSA scripts' route: lm-eval's utilities, one pair at a time, one process."""
-    from lm_eval.tasks.minerva_math.utils import is_equiv, normalize_final_answer
+    """The RaSA scripts' route: lm-eval's sympy check, one pair at a time, one process."""
+    from lm_eval.tasks.minerva_math.utils import is_equiv
+
+    from evalsuite.scoring.math_normalize import normalize_final_answer
 
     start, cpu = time.perf_counter(), _cpu_seconds()
     verdicts, identical = [], []
@@ -167,7 +171,7 @@ def write_results(text: str) -> None:
 
 
 ROUTES = {
-    "reference": "reference (lm-eval normalize + is_equiv, one process)",
+    "reference": "reference (original normalize + lm-eval is_equiv, one process)",
     "evalsuite": "evalsuite score math --mode paper",
     "evalsuite-1": "evalsuite score math --mode paper, 1 worker",
 }
