@@ -35,6 +35,16 @@ def _mount_score_commands() -> None:
 
 
 _mount_score_commands()
+
+
+def _mount_gate_command() -> None:
+    """``evalsuite gate``: fail CI when a checkpoint is significantly worse than a baseline."""
+    from evalsuite.gate import register
+
+    register(app)
+
+
+_mount_gate_command()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[

@@ -1,0 +1,109 @@
+"""A results directory (``evalsuite eval --out DIR``) as one side of the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evalsuite.gating.evidence import GateInputError, TaskEvidence
+
+# Task config fields that say where things were, not what was evaluated: the content they
+# point at is covered by data_sha256 / prompt_sha256, and partial covers limit.
+_LOCATION_FIELDS = {
+    "source",
+    "description",
+    "data_origin",
+    "limit",
+    "prompt_file",
+    "data.file",
+    "data.local",
+    "data.hf",
+}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> dotted keys, so a mismatch names the exact field."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out |= flatten(inner, f"{prefix}{key}.")
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: value}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise GateInputError(f"{path}:{number}: not valid JSON ({e})") from e
+    return rows
+
+
+def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Fields that must agree: the task's whole config except locations, and how the model
+    was materialised, in which dtype and by which engine."""
+    identity = {
+        key: value
+        for key, value in flatten(config).items()
+        if key not in _LOCATION_FIELDS and key.split(".", 1)[0] not in _LOCATION_FIELDS
+    }
+    engine = model.get("engine") or {}
+    identity["materialization"] = model.get("materialization")
+    identity["dtype"] = model.get("dtype")
+    identity["engine"] = engine.get("name") if isinstance(engine, dict) else engine
+    return identity
+
+
+class ResultsDirSource:
+    """Reads ``results.json`` and ``samples_<task>.jsonl`` as the runner writes them."""
+
+    def __init__(self, path: Path | str, label: str):
+        self.path = Path(path)
+        self.label = label
+        self.name = str(self.path)
+        results_file = self.path / "results.json"
+        if not results_file.is_file():
+            raise GateInputError(
+                f"{label}: {results_file} does not exist; pass a directory written by "
+                "'evalsuite eval --out DIR'"
+            )
+        try:
+            self.results: dict[str, Any] = json.loads(results_file.read_text())
+        except json.JSONDecodeError as e:
+            raise GateInputError(f"{label}: {results_file} is not valid JSON ({e})") from e
+        if not isinstance(self.results.get("tasks"), dict):
+            raise GateInputError(f"{label}: {results_file} has no 'tasks' object")
+
+    def tasks(self) -> dict[str, list[str]]:
+        return {name: list(t.get("metrics", {})) for name, t in self.results["tasks"].items()}
+
+    def evidence(self, task: str, metric: str) -> TaskEvidence:
+        record = self.results["tasks"].get(task)
+        if record is None:
+            known = ", ".join(sorted(self.results["tasks"])) or "none"
+            raise GateInputError(f"{self.label}: {self.path} has no task {task!r} (has: {known})")
+        samples = self.path / f"samples_{task}.jsonl"
+        if not samples.is_file():
+            raise GateInputError(
+                f"{self.label}: {samples} is missing; the gate needs per-sample rows"
+            )
+        model = self.results.get("model") or {}
+        engine = model.get("engine") if isinstance(model.get("engine"), dict) else {}
+        partial = bool(record.get("partial", self.results.get("partial", False)))
+        return TaskEvidence(
+            where=str(self.path),
+            partial=partial,
+            stored={
+                name: float(m["value"])
+                for name, m in record.get("metrics", {}).items()
+                if isinstance(m, dict) and isinstance(m.get("value"), int | float)
+            },
+            identity=task_identity(record.get("config") or {}, model),
+            informational={"engine_version": engine.get("version")},
+            load_rows=lambda: read_jsonl(samples),
+        )
