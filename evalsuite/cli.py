@@ -45,6 +45,16 @@ def _mount_gate_command() -> None:
 
 
 _mount_gate_command()
+
+
+def _mount_dashboard_command() -> None:
+    """``evalsuite dashboard``: the Streamlit dashboard over the results API."""
+    from evalsuite.dashboard.cli import register
+
+    register(app)
+
+
+_mount_dashboard_command()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[

@@ -1,0 +1,87 @@
+"""The Streamlit app: sidebar (API URL, token, page), health check, then one page.
+
+Pages are chosen with a sidebar radio (deep links: ``?page=curves``), not Streamlit's
+multipage folders, so the same script runs from a checkout (``dashboard/app.py``) and from an
+installed wheel (``evalsuite/dashboard/streamlit_app.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import streamlit as st
+
+from evalsuite.dashboard.data import Conn, get, guarded, unreachable_banner
+from evalsuite.dashboard.reader import ApiError, ApiUnreachable, api_url_from_env
+
+PAGES = {
+    "leaderboard": "Leaderboard",
+    "curves": "Curves",
+    "checkpoint": "Checkpoint",
+    "queue": "Queue",
+}
+
+
+def api_url_from_argv(argv: list[str] | None = None) -> str:
+    """``--api URL`` after ``streamlit run app.py --``, else ``EVALSUITE_API_URL``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--api", default=None)
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.api or api_url_from_env()
+
+
+def _sidebar() -> tuple[Conn, str]:
+    st.sidebar.title("evalsuite")
+    url = st.sidebar.text_input("API URL", value=api_url_from_argv()).strip()
+    token = st.sidebar.text_input(
+        "API token (for retries)",
+        value=os.environ.get("EVALSUITE_API_TOKEN", ""),
+        type="password",
+        help="Writes need a bearer token; defaults to EVALSUITE_API_TOKEN.",
+    )
+    keys = list(PAGES)
+    wanted = st.query_params.get("page", "leaderboard")
+    page = st.sidebar.radio(
+        "Page",
+        keys,
+        index=keys.index(wanted) if wanted in keys else 0,
+        format_func=PAGES.__getitem__,
+        key="page",
+    )
+    if st.sidebar.button("Refresh data", help="Reads are cached for 30 s; fetch them again now."):
+        st.cache_data.clear()
+    return Conn(url=url, token=token or None), page
+
+
+def _page(name: str):
+    """Import a page lazily: the leaderboard's first paint need not load plotly."""
+    if name == "curves":
+        from evalsuite.dashboard.view_curves import render
+    elif name == "checkpoint":
+        from evalsuite.dashboard.view_checkpoint import render
+    elif name == "queue":
+        from evalsuite.dashboard.view_queue import render
+    else:
+        from evalsuite.dashboard.view_leaderboard import render
+    return render
+
+
+def main() -> None:
+    """One rerun of the app."""
+    st.set_page_config(page_title="evalsuite", layout="wide")
+    conn, page = _sidebar()
+    try:
+        health = get(conn, "health")
+    except ApiUnreachable as e:
+        unreachable_banner(conn.url, e)
+        return
+    except ApiError as e:
+        st.error(f"The results API at {conn.url} answered {e.status}: {e.detail}")
+        return
+    st.sidebar.caption(
+        f"API {health.get('version', '?')} · {health.get('database', '?')} · "
+        f"{health.get('pending_jobs', '?')} pending jobs"
+    )
+    guarded(conn, _page(page))

@@ -1,0 +1,59 @@
+"""``evalsuite dashboard``: run the Streamlit app (headless) against a results API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evalsuite.dashboard.reader import api_url_from_env
+
+APP_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
+
+
+def streamlit_command(api: str, port: int, address: str) -> list[str]:
+    """``streamlit run`` on the packaged entry script: headless, no usage stats, no file
+    watcher (an installed package does not change), the API URL after ``--``."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_SCRIPT),
+        "--server.headless=true",
+        f"--server.port={port}",
+        f"--server.address={address}",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--",
+        "--api",
+        api,
+    ]
+
+
+def dashboard(
+    api: Annotated[
+        str | None,
+        typer.Option(help="Results API URL (default: EVALSUITE_API_URL or http://127.0.0.1:8000)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port the dashboard listens on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for all).")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard (leaderboard, curves, checkpoints, queue) over the results API."""
+    url = api or api_url_from_env()
+    typer.echo(f"dashboard on http://{address}:{port} reading {url} (Ctrl-C stops it)")
+    env = {**os.environ, "EVALSUITE_API_URL": url}
+    try:
+        code = subprocess.call(streamlit_command(url, port, address), env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``dashboard`` on the root command."""
+    app.command("dashboard")(dashboard)

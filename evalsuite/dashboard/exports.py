@@ -1,0 +1,178 @@
+"""A ``TableView`` as CSV, Markdown, LaTeX and the page's HTML: pure functions of the view.
+
+CSV is for machines: raw API units (scores as fractions, time in seconds, parameter counts)
+and no emphasis. Markdown, LaTeX and HTML are for people: the paper's cell text, bold for
+the best per base model and italic for the best per rank, reference rows marked "(paper)".
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from itertools import groupby
+
+from evalsuite.dashboard.table import BOLD, ITALIC, Column, TableView, format_rank, format_value
+
+
+def _cell_text(view: TableView, i: int, base: str, col: Column) -> tuple[str, str | None]:
+    row = view.rows[i]
+    text = format_value(col.key, row.cells.get(base, {}).get(col.key))
+    return text, view.emphasis.get((i, base, col.key))
+
+
+def to_csv(view: TableView) -> str:
+    """One header line (``<base> <column>``), then one line per row, raw values."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["r", "method", "run", "source"]
+        + [f"{base} {col.label}" for base in view.base_models for col in view.columns]
+    )
+    for row in view.rows:
+        values = [
+            row.cells.get(base, {}).get(col.key)
+            for base in view.base_models
+            for col in view.columns
+        ]
+        writer.writerow(
+            [
+                "" if row.r is None else row.r,
+                row.method,
+                row.run or "",
+                "paper" if row.reference else "measured",
+            ]
+            + ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
+        )
+    return out.getvalue()
+
+
+def to_markdown(view: TableView) -> str:
+    """A pipe table with flattened headers; ``**x**`` bold, ``*x*`` italic."""
+    header = ["r", "Method"] + [
+        f"{base} {col.label}" for base in view.base_models for col in view.columns
+    ]
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |"]
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
+    for i, row in enumerate(view.rows):
+        cells = [format_rank(row.r), _md_escape(row.label)]
+        for base in view.base_models:
+            for col in view.columns:
+                text, mark = _cell_text(view, i, base, col)
+                cells.append(
+                    f"**{text}**" if mark == BOLD else f"*{text}*" if mark == ITALIC else text
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape the characters LaTeX treats specially (``# Trainable Param.``, ``pass@1_best``)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _header_groups(columns: list[Column]) -> list[tuple[str, int]]:
+    return [(group, len(list(cols))) for group, cols in groupby(columns, key=lambda c: c.group)]
+
+
+def to_latex(view: TableView) -> str:
+    """A booktabs ``tabular`` in the paper's layout: base models, then column groups, then
+    BEST/LAST; a rule between ranks; ``\\textbf`` / ``\\textit`` emphasis."""
+    n = len(view.columns)
+    spec = "ll" + ("|" + "r" * n) * len(view.base_models)
+    lines = [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    lines.append(
+        " & ".join(
+            ["", ""]
+            + [f"\\multicolumn{{{n}}}{{c}}{{{latex_escape(base)}}}" for base in view.base_models]
+        )
+        + r" \\"
+    )
+    groups = _header_groups(view.columns)
+    group_cells = [
+        f"\\multicolumn{{{width}}}{{c}}{{{latex_escape(group)}}}"
+        if width > 1
+        else latex_escape(group)
+        for group, width in groups
+    ]
+    lines.append(" & ".join(["$r$", "Method"] + group_cells * len(view.base_models)) + r" \\")
+    subs = [latex_escape(col.sub) for col in view.columns]
+    lines.append(" & ".join(["", ""] + subs * len(view.base_models)) + r" \\")
+    lines.append("\\midrule")
+    previous: object = object()
+    for i, row in enumerate(view.rows):
+        if i and row.r != previous:
+            lines.append("\\midrule")
+        previous = row.r
+        cells = [format_rank(row.r).replace("–", "--"), latex_escape(row.label)]
+        for base in view.base_models:
+            for col in view.columns:
+                text, mark = _cell_text(view, i, base, col)
+                text = "--" if text == "–" else latex_escape(text)
+                cells.append(
+                    f"\\textbf{{{text}}}"
+                    if mark == BOLD
+                    else f"\\textit{{{text}}}"
+                    if mark == ITALIC
+                    else text
+                )
+        lines.append(" & ".join(cells) + r" \\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(view: TableView) -> str:
+    """The page's table: three header rows like the paper, ``<b>``/``<i>`` emphasis, each
+    cell tagged with ``data-run``/``data-base``/``data-col`` so tests can find it."""
+    esc = html.escape
+    n = len(view.columns)
+    head = ['<tr><th rowspan="3">r</th><th rowspan="3">Method</th>']
+    head += [f'<th colspan="{n}">{esc(base)}</th>' for base in view.base_models]
+    head.append("</tr><tr>")
+    for _ in view.base_models:
+        for group, width in _header_groups(view.columns):
+            head.append(f'<th colspan="{width}">{esc(group)}</th>')
+    head.append("</tr><tr>")
+    head += [f"<th>{esc(col.sub)}</th>" for _ in view.base_models for col in view.columns]
+    head.append("</tr>")
+    body = []
+    for i, row in enumerate(view.rows):
+        cls = ' class="reference"' if row.reference else ""
+        cells = [f"<td>{esc(format_rank(row.r))}</td><td>{esc(row.label)}</td>"]
+        for base in view.base_models:
+            for col in view.columns:
+                text, mark = _cell_text(view, i, base, col)
+                inner = (
+                    f"<b>{esc(text)}</b>"
+                    if mark == BOLD
+                    else f"<i>{esc(text)}</i>"
+                    if mark == ITALIC
+                    else esc(text)
+                )
+                cells.append(
+                    f'<td data-run="{esc(row.run or "")}" data-base="{esc(base)}" '
+                    f'data-col="{esc(col.key)}">{inner}</td>'
+                )
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (
+        f'<table class="evalsuite-leaderboard" data-domain="{esc(view.domain)}">'
+        f"<thead>{''.join(head)}</thead><tbody>{''.join(body)}</tbody></table>"
+    )

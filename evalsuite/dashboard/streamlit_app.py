@@ -1,0 +1,5 @@
+"""The script ``evalsuite dashboard`` hands to ``streamlit run`` (ships inside the wheel)."""
+
+from evalsuite.dashboard.app import main
+
+main()

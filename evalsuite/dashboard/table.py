@@ -1,0 +1,222 @@
+"""The paper's Tables 1 and 2 as a plain data model: columns, rows, emphasis and cell text.
+
+``TableData`` from ``GET /v1/tables/{domain}`` becomes a ``TableView`` that the page, the
+exports and the tests share. Emphasis is computed here over the rows actually shown, so a
+filtered table still marks the best of what is visible (the API's ``emphasis`` covers the
+whole table; on an unfiltered table both must agree, which the tests check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# Columns of one base model in the paper's order; keys the API adds later go last.
+COLUMN_ORDER = (
+    "train_time_s",
+    "pass@1_best",
+    "pass@1_last",
+    "pass@10_best",
+    "pass@10_last",
+    "acc_best",
+    "acc_last",
+    "trainable_params",
+    "extra_params",
+)
+GROUP_LABELS = {
+    "train_time_s": "Time",
+    "trainable_params": "# Trainable Param.",
+    "extra_params": "# Extra Param.",
+}
+BOLD, ITALIC = "bold", "italic"
+# The paper's spelling of the methods the API names in lower case.
+METHOD_LABELS = {
+    "lora": "LoRA",
+    "rslora": "rsLoRA",
+    "rora": "RoRA",
+    "rasa": "RaSA",
+    "vera": "VeRA",
+    "mora": "MoRA",
+    "dora": "DoRA",
+    "adalora": "AdaLoRA",
+    "olora": "OLoRA",
+    "prilora": "PriLoRA",
+    "fft": "FFT",
+}
+
+
+def method_label(method: str) -> str:
+    """``rasa`` -> ``RaSA``; a method the paper does not have keeps its own name."""
+    return METHOD_LABELS.get(method.lower(), method)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column under each base model: ``group`` is the top header, ``sub`` BEST/LAST."""
+
+    key: str
+    group: str
+    sub: str = ""
+
+    @property
+    def is_metric(self) -> bool:
+        """Only scores are compared for bold/italic; time and parameter counts are not."""
+        return self.key.endswith(("_best", "_last"))
+
+    @property
+    def label(self) -> str:
+        return f"{self.group} {self.sub}".strip()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (rank, method) line; ``cells[base_model][column key]`` in the API's units."""
+
+    r: int | None
+    method: str
+    run: str | None
+    cells: dict[str, dict[str, float | None]]
+    reference: bool = False  # a published number from the paper, never emphasised
+
+    @property
+    def label(self) -> str:
+        name = method_label(self.method)
+        return f"{name} (paper)" if self.reference else name
+
+
+@dataclass
+class TableView:
+    """What one leaderboard table shows; ``emphasis[(row index, base, key)]`` is bold/italic."""
+
+    domain: str
+    base_models: list[str]
+    columns: list[Column]
+    rows: list[Row]
+    emphasis: dict[tuple[int, str, str], str] = field(default_factory=dict)
+
+
+def column_for(key: str, label: str | None = None) -> Column:
+    """``pass@1_best`` -> (PASS@1, BEST); unknown keys keep the API's label."""
+    if key in GROUP_LABELS:
+        return Column(key, GROUP_LABELS[key])
+    metric, _, which = key.rpartition("_")
+    if metric and which in ("best", "last"):
+        return Column(key, metric.upper(), which.upper())
+    return Column(key, label or key)
+
+
+def _ordered_columns(columns: Iterable[dict[str, Any]]) -> list[Column]:
+    listed = {c["key"]: c.get("label") for c in columns}
+    keys = [k for k in COLUMN_ORDER if k in listed] + [k for k in listed if k not in COLUMN_ORDER]
+    return [column_for(k, listed[k]) for k in keys]
+
+
+def from_table_data(data: dict[str, Any]) -> TableView:
+    """Build the view from the API's ``TableData`` (rows kept in the API's paper order)."""
+    rows = [
+        Row(
+            r=row.get("r"),
+            method=row["method"],
+            run=row.get("run"),
+            cells={b: dict(c or {}) for b, c in (row.get("cells") or {}).items()},
+        )
+        for row in data.get("rows", [])
+    ]
+    view = TableView(
+        domain=data.get("domain", ""),
+        base_models=list(data.get("base_models", [])),
+        columns=_ordered_columns(data.get("columns", [])),
+        rows=rows,
+    )
+    return with_emphasis(view)
+
+
+def filtered(
+    view: TableView,
+    base_models: Iterable[str] | None = None,
+    methods: Iterable[str] | None = None,
+    ranks: Iterable[int | None] | None = None,
+) -> TableView:
+    """Keep the chosen bases, methods and ranks (None: keep all); emphasis is recomputed."""
+    bases = [b for b in view.base_models if base_models is None or b in set(base_models)]
+    method_set = None if methods is None else {m.lower() for m in methods}
+    rank_set = None if ranks is None else set(ranks)
+    rows = [
+        replace(row, cells={b: c for b, c in row.cells.items() if b in bases})
+        for row in view.rows
+        if (method_set is None or row.method.lower() in method_set)
+        and (rank_set is None or row.r in rank_set)
+    ]
+    return with_emphasis(replace(view, base_models=bases, rows=rows, emphasis={}))
+
+
+def with_emphasis(view: TableView) -> TableView:
+    """Bold = best of a metric column per base model; italic = best within one rank.
+
+    A cell that is bold is not also italic (the paper sets it bold). Ties are all marked.
+    Italic needs at least two measured rows in the rank, or every lone row (VeRA at its
+    own r, FFT) would be italic by default. Reference rows never compete.
+    """
+    emphasis: dict[tuple[int, str, str], str] = {}
+    measured = [i for i, row in enumerate(view.rows) if not row.reference]
+    for base in view.base_models:
+        for col in (c for c in view.columns if c.is_metric):
+
+            def value(i: int, base: str = base, key: str = col.key) -> float | None:
+                return view.rows[i].cells.get(base, {}).get(key)
+
+            for i in _argmax(measured, value):
+                emphasis[(i, base, col.key)] = BOLD
+            ranks = {view.rows[i].r for i in measured}
+            for r in ranks:
+                group = [i for i in measured if view.rows[i].r == r]
+                if len(group) < 2:
+                    continue
+                for i in _argmax(group, value):
+                    emphasis.setdefault((i, base, col.key), ITALIC)
+    return replace(view, emphasis=emphasis)
+
+
+def _argmax(indices: list[int], value) -> list[int]:
+    present = [(value(i), i) for i in indices if value(i) is not None]
+    if not present:
+        return []
+    top = max(v for v, _ in present)
+    return [i for v, i in present if v == top]
+
+
+def format_value(key: str, value: float | None) -> str:
+    """The paper's cell text: scores in percent (one decimal), time in hours, params M/B."""
+    if value is None:
+        return "–"
+    if key == "train_time_s":
+        return f"{value / 3600:.1f}h"
+    if key in ("trainable_params", "extra_params"):
+        return format_params(value)
+    return f"{100 * value:.1f}"
+
+
+def format_params(count: float) -> str:
+    """21_000_000 -> ``21.0M``, 7.5e9 -> ``7.5B``, 0 -> ``–`` (the paper's blank)."""
+    if not count:
+        return "–"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(count) >= size:
+            return f"{count / size:.1f}{unit}"
+    return f"{count:.0f}"
+
+
+def format_rank(r: int | None) -> str:
+    """FFT has no rank: the paper's ``_``."""
+    return "–" if r is None else str(r)
+
+
+def ranks_of(view: TableView) -> list[int | None]:
+    """Distinct ranks in row order (the filter's choices)."""
+    return list(dict.fromkeys(row.r for row in view.rows))
+
+
+def methods_of(view: TableView) -> list[str]:
+    """Distinct methods in row order (the filter's choices)."""
+    return list(dict.fromkeys(row.method for row in view.rows if not row.reference))

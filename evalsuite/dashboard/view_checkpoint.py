@@ -1,0 +1,88 @@
+"""Checkpoint page: its scores with their config, and a browser over its samples."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.records import clip, code_failure_rows, math_answer_rows, score_rows
+
+PAGE_SIZE = 25
+
+
+def _pick_checkpoint(conn: Conn) -> int | None:
+    """Run, then epoch; ``?checkpoint=ID`` jumps straight to one."""
+    wanted = st.query_params.get("checkpoint")
+    if wanted and wanted.isdigit():
+        return int(wanted)
+    runs = [r["name"] for r in get(conn, "runs", None)]
+    if not runs:
+        empty_state(conn.url, "checkpoints")
+        return None
+    c1, c2 = st.columns(2)
+    run = c1.selectbox("Run", runs, key="ck_run")
+    checkpoints = sorted(get(conn, "run", run).get("checkpoints", []), key=lambda c: c["epoch"])
+    if not checkpoints:
+        st.info(f"Run {run} has no checkpoint yet.")
+        return None
+    chosen = c2.selectbox(
+        "Checkpoint",
+        checkpoints,
+        format_func=lambda c: (
+            f"epoch {c['epoch']:g} (step {c.get('step')}, id {c['id']})"
+            + (" final" if c.get("final") else "")
+        ),
+        key="ck_checkpoint",
+    )
+    return int(chosen["id"])
+
+
+def _samples(conn: Conn, checkpoint_id: int, tasks: list[str]) -> None:
+    st.subheader("Samples")
+    c1, c2, c3 = st.columns([3, 2, 2])
+    task = c1.selectbox("Task", tasks, key="ck_task")
+    failing = c2.toggle("Failing only", value=task == "humaneval_plus", key="ck_failing")
+    page = int(c3.number_input("Page", min_value=1, value=1, step=1, key="ck_page"))
+    answer = get(conn, "samples", checkpoint_id, task, failing, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    items = answer.get("items", [])
+    st.caption(f"{answer.get('total', len(items))} samples; page {page} shows {len(items)}.")
+    if not items:
+        st.info("No sample on this page.")
+        return
+    if task == "humaneval_plus":
+        st.dataframe(code_failure_rows(items), hide_index=True, key="ck_code_samples")
+    elif task == "math":
+        st.dataframe(math_answer_rows(items), hide_index=True, key="ck_math_samples")
+    else:
+        rows = [
+            {k: i.get(k) for k in ("doc_id", "sample_index", "correct", "score")} for i in items
+        ]
+        st.dataframe(rows, hide_index=True)
+    for item in items[:10]:
+        record = item.get("record") or {}
+        with st.expander(f"{item.get('doc_id')} #{item.get('sample_index')}"):
+            st.code(clip(record.get("completion"), 4000) or "(no completion recorded)")
+            st.json(record, expanded=False)
+
+
+def render(conn: Conn) -> None:
+    """Scores first (metric, value, and how the model was materialised), then samples."""
+    checkpoint_id = _pick_checkpoint(conn)
+    if checkpoint_id is None:
+        return
+    checkpoint = get(conn, "checkpoint", checkpoint_id)
+    st.subheader(
+        f"Checkpoint {checkpoint_id}: {checkpoint.get('run')} epoch {checkpoint.get('epoch')}"
+    )
+    st.caption(f"uri {checkpoint.get('uri')} · sha256 {str(checkpoint.get('sha256'))[:16]}…")
+    scores = checkpoint.get("scores", [])
+    if not scores:
+        jobs = checkpoint.get("jobs", [])
+        states = ", ".join(f"{j['suite']}: {j['status']}" for j in jobs) or "no job"
+        st.info(f"No score yet ({states}).")
+        return
+    breakdowns = st.toggle("Show breakdowns (per subject / level)", key="ck_breakdowns")
+    st.dataframe(score_rows(scores, breakdowns), hide_index=True, key="ck_scores")
+    tasks = sorted({s["task"] for s in scores if s["task"] != "forgetting"})
+    if tasks:
+        _samples(conn, checkpoint_id, tasks)

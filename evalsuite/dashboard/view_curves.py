@@ -1,0 +1,58 @@
+"""Curves page: a metric vs epoch per run (learning) and the forgetting score vs epoch."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from evalsuite.dashboard.curves import curve_figure, series_from_curves
+from evalsuite.dashboard.data import Conn, empty_state, get
+
+# the learning metrics per domain: (task, metric) and how the page names them
+LEARNING = {
+    "code": {"HumanEval+ pass@1": ("humaneval_plus", "pass@1"),
+             "HumanEval+ pass@10": ("humaneval_plus", "pass@10")},
+    "math": {"MATH acc (paper)": ("math", "acc"), "MATH acc (robust)": ("math", "acc_robust")},
+}  # fmt: skip
+FORGETTING = ("forgetting", "forgetting_score")
+
+
+def render(conn: Conn) -> None:
+    """Pick runs, plot learning and forgetting; the BEST epoch is starred on both."""
+    domain = st.radio("Domain", list(LEARNING), horizontal=True, key="cv_domain")
+    runs = [r["name"] for r in get(conn, "runs", domain)]
+    if not runs:
+        empty_state(conn.url, f"{domain} runs", domain)
+        return
+    chosen = st.multiselect("Runs", runs, default=runs[: min(4, len(runs))], key="cv_runs")
+    label = st.selectbox("Learning metric", list(LEARNING[domain]), key="cv_metric")
+    if not chosen:
+        st.info("Choose at least one run.")
+        return
+    task, metric = LEARNING[domain][label]
+    learning = series_from_curves(get(conn, "curves", chosen, task, metric))
+    forgetting = series_from_curves(get(conn, "curves", chosen, *FORGETTING))
+    best = {s.run: s.best_epoch for s in learning}
+    st.plotly_chart(curve_figure(learning, f"Learning: {label}", f"{metric} (%)"))
+    st.plotly_chart(
+        curve_figure(
+            forgetting,
+            "Forgetting: mean of HellaSwag, WinoGrande, ARC-Challenge",
+            "forgetting_score (%)",
+            best_from=best,
+        )
+    )
+    st.dataframe(
+        [
+            {
+                "run": s.run,
+                "BEST epoch": s.best_epoch,
+                f"BEST {metric}": s.value_at(s.best_epoch),
+                "forgetting at BEST": next(
+                    (f.value_at(s.best_epoch) for f in forgetting if f.run == s.run), None
+                ),
+                "epochs": len(s.epochs),
+            }
+            for s in learning
+        ],
+        hide_index=True,
+    )

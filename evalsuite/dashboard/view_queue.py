@@ -1,0 +1,59 @@
+"""Queue page: jobs by status, failures with their reasons, and a retry button each."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.reader import ApiError
+from evalsuite.dashboard.records import JOB_STATUSES, job_counts, job_rows
+
+
+def _retry(conn: Conn, job_id: int) -> None:
+    """POST the retry with the sidebar's token; the outcome stays on screen after rerun."""
+    try:
+        with conn.reader() as reader:
+            job = reader.retry(job_id)
+    except ApiError as e:
+        st.session_state["queue_message"] = ("error", f"Retry of job {job_id}: {e.detail}")
+        return
+    st.session_state["queue_message"] = ("success", f"Job {job_id} is {job['status']} again.")
+    st.cache_data.clear()
+
+
+def render(conn: Conn) -> None:
+    """Counts, then the failures (with retry), then every job of the chosen status."""
+    jobs = get(conn, "jobs", None, None)
+    message = st.session_state.pop("queue_message", None)
+    if message:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    if not jobs:
+        empty_state(conn.url, "jobs")
+        return
+    counts = job_counts(jobs)
+    for column, status in zip(st.columns(len(JOB_STATUSES)), JOB_STATUSES, strict=True):
+        column.metric(status, counts[status])
+    failed = [j for j in jobs if j.get("status") == "FAILED"]
+    if failed:
+        st.subheader("Failures")
+        if not conn.token:
+            st.warning(
+                "Retrying needs the API token: set EVALSUITE_API_TOKEN or the sidebar field."
+            )
+        for job in failed:
+            c1, c2 = st.columns([6, 1])
+            c1.error(
+                f"Job {job['id']} · {job.get('run')} epoch {job.get('epoch')} · "
+                f"suite {job.get('suite')} · {job.get('attempts')}/{job.get('max_attempts')} "
+                f"attempts\n\n{job.get('error') or '(no reason recorded)'}"
+            )
+            c2.button(
+                "Retry",
+                key=f"retry-{job['id']}",
+                disabled=not conn.token,
+                on_click=_retry,
+                args=(conn, job["id"]),
+            )
+    status = st.selectbox("Status", ["all", *JOB_STATUSES], key="q_status")
+    shown = jobs if status == "all" else [j for j in jobs if j.get("status") == status]
+    st.dataframe(job_rows(shown), hide_index=True, key="q_jobs")
