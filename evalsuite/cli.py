@@ -37,6 +37,18 @@ def _mount_score_commands() -> None:
 _mount_score_commands()
 
 
+def _mount_service_commands() -> None:
+    """``evalsuite db ...`` and ``evalsuite api``: the results store and its HTTP service."""
+    from evalsuite.api.cli import register
+    from evalsuite.store.cli import db_app
+
+    app.add_typer(db_app, name="db")
+    register(app)
+
+
+_mount_service_commands()
+
+
 def _mount_gate_command() -> None:
     """``evalsuite gate``: fail CI when a checkpoint is significantly worse than a baseline."""
     from evalsuite.gate import register

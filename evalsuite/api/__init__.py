@@ -1,0 +1,1 @@
+"""The results service: FastAPI app over the store (contract: docs/api.md)."""

@@ -1,0 +1,73 @@
+"""Table rows to response bodies (the names the contract uses, not the column names)."""
+
+from __future__ import annotations
+
+from evalsuite.api import schemas
+from evalsuite.store import models
+
+
+def run(row: models.Run) -> schemas.Run:
+    return schemas.Run(
+        id=row.id,
+        name=row.name,
+        method=row.method,
+        r=row.r,
+        k=row.k,
+        alpha=row.alpha,
+        domain=row.domain,
+        base_model=row.base_model.name,
+        base_model_path=row.base_model.path,
+        trainable_params=row.trainable_params,
+        extra_params=row.extra_params,
+        train_time_s=row.train_time_s,
+        metadata=row.meta or {},
+        created_at=row.created_at,
+    )
+
+
+def checkpoint(row: models.Checkpoint) -> schemas.Checkpoint:
+    return schemas.Checkpoint(
+        id=row.id,
+        run=row.run.name,
+        epoch=row.epoch,
+        step=row.step,
+        uri=row.uri,
+        sha256=row.sha256,
+        final=row.final,
+        created_at=row.created_at,
+    )
+
+
+def _job_fields(row: models.Job) -> dict:
+    return {
+        "id": row.id,
+        "checkpoint_id": row.checkpoint_id,
+        "run": row.checkpoint.run.name,
+        "epoch": row.checkpoint.epoch,
+        "suite": row.suite,
+        "status": row.status,
+        "attempts": row.attempts,
+        "max_attempts": row.max_attempts,
+        "worker_id": row.worker_id,
+        "lease_expires_at": row.lease_expires_at,
+        "error": row.error,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def job(row: models.Job) -> schemas.Job:
+    return schemas.Job(**_job_fields(row))
+
+
+def job_claim(row: models.Job) -> schemas.JobClaim:
+    ckpt = row.checkpoint
+    return schemas.JobClaim(
+        **_job_fields(row),
+        checkpoint_uri=ckpt.uri,
+        checkpoint_sha256=ckpt.sha256,
+        base_model=ckpt.run.base_model.name,
+        base_model_path=ckpt.run.base_model.path,
+        options=row.options or {},
+    )

@@ -1,0 +1,56 @@
+"""One checkpoint with its scores and jobs, and its per-sample records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import func, select
+
+from evalsuite.api import convert
+from evalsuite.api.deps import ReadSession
+from evalsuite.api.schemas import INT64, CheckpointDetail, Sample, SamplePage, Score
+from evalsuite.store import catalog, models
+
+router = APIRouter(tags=["checkpoints"])
+CheckpointId = Annotated[int, Path(ge=1, le=INT64)]
+
+
+@router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointDetail)
+def get_checkpoint(checkpoint_id: CheckpointId, session: ReadSession) -> CheckpointDetail:
+    row = catalog.get_checkpoint(session, checkpoint_id)
+    scores = session.scalars(
+        select(models.Score)
+        .where(models.Score.checkpoint_id == row.id)
+        .order_by(models.Score.task, models.Score.metric, models.Score.id)
+    )
+    jobs = session.scalars(
+        select(models.Job).where(models.Job.checkpoint_id == row.id).order_by(models.Job.id)
+    )
+    return CheckpointDetail(
+        **convert.checkpoint(row).model_dump(),
+        scores=[Score.model_validate(s) for s in scores],
+        jobs=[convert.job(j) for j in jobs],
+    )
+
+
+@router.get("/checkpoints/{checkpoint_id}/samples", response_model=SamplePage)
+def get_samples(
+    checkpoint_id: CheckpointId,
+    session: ReadSession,
+    task: Annotated[str | None, Query(max_length=256)] = None,
+    failing: Annotated[bool, Query(description="only samples judged wrong")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=INT64)] = 0,
+) -> SamplePage:
+    catalog.get_checkpoint(session, checkpoint_id)
+    where = [models.Sample.checkpoint_id == checkpoint_id]
+    if task:
+        where.append(models.Sample.task == task)
+    if failing:
+        where.append(models.Sample.correct.is_(False))
+    total = session.scalar(select(func.count()).select_from(models.Sample).where(*where)) or 0
+    rows = session.scalars(
+        select(models.Sample).where(*where).order_by(models.Sample.id).limit(limit).offset(offset)
+    )
+    return SamplePage(total=total, items=[Sample.model_validate(r) for r in rows])
