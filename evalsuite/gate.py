@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from evalsuite.gating.api_source import ApiSource, Getter, parse_ref, wait_for_jobs
+from evalsuite.errors import EvalsuiteError
+from evalsuite.gating.api_source import ApiSource, Reader, parse_ref, wait_for_jobs
 from evalsuite.gating.compare import GateReport, GateSettings, run_gate
 from evalsuite.gating.evidence import PRIMARY_METRICS, GateInputError, Source, default_checks
 from evalsuite.gating.report import to_json, to_markdown, write_outputs
@@ -69,42 +70,19 @@ def gate(
     settings = settings or GateSettings()
     try:
         checks = select_checks(candidate, baseline, tasks, metrics)
-    except GateInputError as e:
+    except EvalsuiteError as e:
         return GateReport(candidate.name, baseline.name, settings, [], [str(e)])
     return run_gate(candidate, baseline, checks, settings)
 
 
-def http_getter(url: str, token: str | None = None, timeout_s: float = 60.0) -> Getter:
-    """GET against the service; 4xx answers become GateInputError with the service's detail."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
-
-    def get(path: str, params: dict[str, Any]) -> Any:
-        try:
-            response = client.get(path, params=params)
-        except httpx.HTTPError as e:
-            raise GateInputError(f"cannot reach the service at {url}: {e}") from e
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text[:300]
-            raise GateInputError(f"GET {path}: {response.status_code} {detail}")
-        return response.json()
-
-    return get
-
-
-def _open_source(label: str, results: Path | None, ref: str | None, get: Getter | None) -> Source:
+def _open_source(label: str, results: Path | None, ref: str | None, api: Reader | None) -> Source:
     if (results is None) == (ref is None):
         raise GateInputError(f"give exactly one of --{label} RUN[@sel] or --{label}-results DIR")
     if results is not None:
         return ResultsDirSource(results, label)
-    if get is None:
+    if api is None:
         raise GateInputError(f"--{label} {ref} names a run: give --api URL (or EVALSUITE_API_URL)")
-    return ApiSource(get, ref, label)
+    return ApiSource(api, ref, label)
 
 
 def gate_command(
@@ -149,17 +127,22 @@ def gate_command(
     if not 0 < alpha < 0.5 or n_boot < 1 or max_drop < 0:
         raise typer.BadParameter("need 0 < --alpha < 0.5, --n-boot >= 1 and --max-drop >= 0")
     settings = GateSettings(max_drop=max_drop, alpha=alpha, n_boot=n_boot, seed=seed)
+    from evalsuite.client import ApiClient
+
+    client = ApiClient(api, token=token) if api else None
     try:
-        get = http_getter(api, token) if api else None
-        if wait > 0 and candidate and get is not None:
-            wait_for_jobs(get, parse_ref(candidate)[0], wait)
-        cand = _open_source("candidate", candidate_results, candidate, get)
-        base = _open_source("baseline", baseline_results, baseline, get)
+        if wait > 0 and candidate and client is not None:
+            wait_for_jobs(client, parse_ref(candidate)[0], wait)
+        cand = _open_source("candidate", candidate_results, candidate, client)
+        base = _open_source("baseline", baseline_results, baseline, client)
         report = gate(cand, base, task, metric, settings)
-    except GateInputError as e:
+    except EvalsuiteError as e:  # GateInputError, or the service's ApiError
         cand_label = candidate or str(candidate_results)
         base_label = baseline or str(baseline_results)
         report = GateReport(cand_label, base_label, settings, [], [str(e)])
+    finally:
+        if client is not None:
+            client.close()
     write_outputs(report, junit, os.environ.get("GITHUB_STEP_SUMMARY"))
     typer.echo(to_json(report) if as_json else to_markdown(report), nl=False)
     raise typer.Exit(report.exit_code)

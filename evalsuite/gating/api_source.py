@@ -15,16 +15,44 @@ pass@1 than for pass@10, as the paper's "best" columns do.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 from evalsuite.gating.evidence import GateInputError, TaskEvidence
 
-# GET path with query parameters -> decoded JSON; raises GateInputError for 4xx answers.
-Getter = Callable[[str, dict[str, Any]], Any]
-_PAGE = 500
-_IDENTITY = ("data_sha256", "prompt_sha256", "config_hash", "materialization", "dtype", "engine")
+_PAGE = 1000  # the service's largest samples page
+
+
+class Reader(Protocol):
+    """The read methods of ``evalsuite.client.ApiClient`` the gate uses (the API's own gate
+    router passes an in-process equivalent)."""
+
+    def get_run(self, name: str) -> dict[str, Any]: ...
+
+    def get_checkpoint(self, checkpoint_id: int) -> dict[str, Any]: ...
+
+    def samples(
+        self,
+        checkpoint_id: int,
+        task: str | None = None,
+        failing: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]: ...
+
+    def list_jobs(
+        self, status: str | None = None, run: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+
+_IDENTITY = (
+    "data_sha256",
+    "prompt_sha256",
+    "materialization",
+    "dtype",
+    "engine",
+    "engine_version",
+    "config_hash",  # the service's hash of the task config + the four above
+)
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -48,13 +76,13 @@ def parse_ref(ref: str) -> tuple[str, str]:
 class ApiSource:
     """One run of the service, with a checkpoint selector."""
 
-    def __init__(self, get: Getter, ref: str, label: str):
-        self.get = get
+    def __init__(self, api: Reader, ref: str, label: str):
+        self.api = api
         self.ref = ref
         self.label = label
         self.name = ref
         self.run, self.selector = parse_ref(ref)
-        run = get(f"/v1/runs/{quote(self.run, safe='')}", {})
+        run = api.get_run(self.run)
         self.checkpoints: list[dict[str, Any]] = sorted(
             run.get("checkpoints") or [], key=lambda c: float(c.get("epoch") or 0)
         )
@@ -65,7 +93,7 @@ class ApiSource:
     def scores(self, checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
         key = checkpoint["id"]
         if key not in self._scores:
-            self._scores[key] = self.get(f"/v1/checkpoints/{key}", {}).get("scores") or []
+            self._scores[key] = self.api.get_checkpoint(key).get("scores") or []
         return self._scores[key]
 
     def _fixed_checkpoint(self) -> dict[str, Any]:
@@ -130,7 +158,6 @@ class ApiSource:
             partial=bool(first.get("partial")),
             stored={s["metric"]: float(s["value"]) for s in same if s.get("value") is not None},
             identity={k: first.get(k) for k in _IDENTITY},
-            informational={"engine_version": first.get("engine_version")},
             load_rows=lambda: self.sample_rows(checkpoint_id, task),
         )
 
@@ -138,21 +165,18 @@ class ApiSource:
         """Every sample row of one task, page by page, as the runner wrote it."""
         rows: list[dict[str, Any]] = []
         while True:
-            page = self.get(
-                f"/v1/checkpoints/{checkpoint_id}/samples",
-                {"task": task, "limit": _PAGE, "offset": len(rows)},
-            )
+            page = self.api.samples(checkpoint_id, task=task, limit=_PAGE, offset=len(rows))
             items = page.get("items") or []
             rows += [item["record"] for item in items]
             if not items or len(rows) >= int(page.get("total", 0)):
                 return rows
 
 
-def wait_for_jobs(get: Getter, run: str, timeout_s: float, poll_s: float = 10.0) -> None:
+def wait_for_jobs(api: Reader, run: str, timeout_s: float, poll_s: float = 10.0) -> None:
     """Block until the run has no PENDING/RUNNING job; a FAILED job or the timeout refuses."""
     deadline = time.monotonic() + timeout_s
     while True:
-        jobs = get("/v1/jobs", {"run": run})
+        jobs = api.list_jobs(run=run, limit=10_000)
         failed = [j for j in jobs if j.get("status") == "FAILED"]
         if failed:
             errors = "; ".join(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from evalsuite.errors import EvalsuiteError
 from evalsuite.gating.evidence import (
     GateInputError,
     Source,
@@ -122,6 +123,11 @@ def unlike_reasons(candidate: TaskEvidence, baseline: TaskEvidence) -> list[str]
         a, b = candidate.identity[key], baseline.identity[key]
         if a != b:
             reasons.append(f"{key} differs: candidate {_fmt(a)}, baseline {_fmt(b)}")
+    if len(reasons) == 1 and reasons[0].startswith("config_hash "):
+        reasons[0] += (
+            " (the service hashes the task's whole config: sampling, stop strings, scorer, "
+            "prompt and data settings; compare the two runs' results.json to see which)"
+        )
     return reasons
 
 
@@ -151,10 +157,6 @@ def run_check(
         if reasons:
             check.reason = "; ".join(reasons)
             return check
-        for key in sorted(set(cand_ev.informational) & set(base_ev.informational)):
-            a, b = cand_ev.informational[key], base_ev.informational[key]
-            if a != b:
-                check.notes.append(f"{key} differs: candidate {_fmt(a)}, baseline {_fmt(b)}")
         cand = per_document(cand_ev.load_rows(), metric)
         base = per_document(base_ev.load_rows(), metric)
         check_reproduces(cand, cand_ev.stored.get(metric), f"candidate {cand_ev.where}")
@@ -172,7 +174,7 @@ def run_check(
             n_boot=settings.n_boot,
             seed=settings.seed,
         )
-    except GateInputError as e:
+    except EvalsuiteError as e:  # GateInputError, or the service's ApiError
         check.reason = str(e)
         return check
     check.status = REGRESSION if is_regression(check.result, settings.max_drop) else PASS
@@ -191,7 +193,7 @@ def run_gate(
     if checks is None:
         try:
             checks = default_checks(candidate.tasks(), baseline.tasks())
-        except GateInputError as e:
+        except EvalsuiteError as e:
             report.reasons.append(str(e))
             return report
     for task, metric in checks:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from evalsuite.errors import EvalsuiteError
@@ -56,7 +56,6 @@ class TaskEvidence:
     partial: bool
     stored: dict[str, float]  # metric name -> stored value
     identity: dict[str, Any]  # field -> value; must be equal on both sides
-    informational: dict[str, Any] = field(default_factory=dict)  # reported when they differ
     load_rows: Callable[[], list[dict[str, Any]]] = list
 
 

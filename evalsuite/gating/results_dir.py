@@ -46,7 +46,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     """Fields that must agree: the task's whole config except locations, and how the model
-    was materialised, in which dtype and by which engine."""
+    was materialised, in which dtype and by which engine and engine version (the service's
+    ``config_hash`` covers the same, so both modes refuse the same pairs)."""
     identity = {
         key: value
         for key, value in flatten(config).items()
@@ -56,6 +57,7 @@ def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, An
     identity["materialization"] = model.get("materialization")
     identity["dtype"] = model.get("dtype")
     identity["engine"] = engine.get("name") if isinstance(engine, dict) else engine
+    identity["engine_version"] = engine.get("version") if isinstance(engine, dict) else None
     return identity
 
 
@@ -93,7 +95,6 @@ class ResultsDirSource:
                 f"{self.label}: {samples} is missing; the gate needs per-sample rows"
             )
         model = self.results.get("model") or {}
-        engine = model.get("engine") if isinstance(model.get("engine"), dict) else {}
         partial = bool(record.get("partial", self.results.get("partial", False)))
         return TaskEvidence(
             where=str(self.path),
@@ -104,6 +105,5 @@ class ResultsDirSource:
                 if isinstance(m, dict) and isinstance(m.get("value"), int | float)
             },
             identity=task_identity(record.get("config") or {}, model),
-            informational={"engine_version": engine.get("version")},
             load_rows=lambda: read_jsonl(samples),
         )
