@@ -102,4 +102,4 @@ def test_identity_names_the_field_and_both_values(tmp_path):
     a = ResultsDirSource(write_results_dir(tmp_path / "a", [t]), "candidate")
     b = ResultsDirSource(write_results_dir(tmp_path / "b", [t2]), "baseline")
     reasons = unlike_reasons(a.evidence("math", "acc"), b.evidence("math", "acc"))
-    assert reasons == ["sampling.temperature differs: candidate 0.0, baseline 0.7"]
+    assert reasons == ["config.sampling.temperature differs: candidate 0.0, baseline 0.7"]

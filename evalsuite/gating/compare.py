@@ -110,6 +110,18 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "(not set)"
+
+
+_ABSENT = _Absent()
+
+
+def _namespace(key: str) -> str:
+    return "config" if key.startswith("config.") else key
+
+
 def unlike_reasons(candidate: TaskEvidence, baseline: TaskEvidence) -> list[str]:
     """Why these two cannot be compared (empty when they can)."""
     reasons = [
@@ -117,10 +129,12 @@ def unlike_reasons(candidate: TaskEvidence, baseline: TaskEvidence) -> list[str]
         for side, ev in (("candidate", candidate), ("baseline", baseline))
         if ev.partial
     ]
+    spaces = [{_namespace(k) for k in ev.identity} for ev in (candidate, baseline)]
     for key in sorted(set(candidate.identity) | set(baseline.identity)):
-        if key not in candidate.identity or key not in baseline.identity:
-            continue  # a field only one source records (config_hash vs the full config)
-        a, b = candidate.identity[key], baseline.identity[key]
+        if not all(_namespace(key) in space for space in spaces):
+            continue  # what only one kind of source records: the full config, config_hash
+        a = candidate.identity.get(key, _ABSENT)
+        b = baseline.identity.get(key, _ABSENT)
         if a != b:
             reasons.append(f"{key} differs: candidate {_fmt(a)}, baseline {_fmt(b)}")
     if len(reasons) == 1 and reasons[0].startswith("config_hash "):

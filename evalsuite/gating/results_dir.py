@@ -28,7 +28,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, inner in value.items():
             out |= flatten(inner, f"{prefix}{key}.")
-        return out if out or not prefix else {prefix[:-1]: {}}
+        return out  # an empty mapping leaves no key: {} and absent are the same settings
     return {prefix[:-1]: value}
 
 
@@ -48,8 +48,10 @@ def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, An
     """Fields that must agree: the task's whole config except locations, and how the model
     was materialised, in which dtype and by which engine and engine version (the service's
     ``config_hash`` covers the same, so both modes refuse the same pairs)."""
-    identity = {
-        key: value
+    config = dict(config)
+    identity = {key: config.pop(key, None) for key in ("data_sha256", "prompt_sha256")}
+    identity |= {
+        f"config.{key}": value
         for key, value in flatten(config).items()
         if key not in _LOCATION_FIELDS and key.split(".", 1)[0] not in _LOCATION_FIELDS
     }
