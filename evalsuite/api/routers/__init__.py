@@ -6,7 +6,7 @@ import importlib
 
 from fastapi import FastAPI
 
-ROUTERS = ["health", "runs", "checkpoints", "jobs", "results"]
+ROUTERS = ["health", "runs", "checkpoints", "jobs", "results", "gate"]
 
 
 def include_routers(app: FastAPI) -> None:
