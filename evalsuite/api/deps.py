@@ -71,6 +71,7 @@ def write_session(request: Request, credentials: Credentials) -> Iterator[Sessio
         yield session
 
 
-ReadSession = Annotated[Session, Depends(read_session)]
-WriteSession = Annotated[Session, Depends(write_session)]
+# scope="function": commit before the response is sent, so an answer means the write is durable
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
