@@ -129,10 +129,10 @@ def test_reference_rows_follow_their_measured_row_and_never_compete():
 def test_csv_is_raw_and_round_trips():
     view = from_table_data(table_data())
     rows = list(csv.reader(io.StringIO(to_csv(view))))
-    assert rows[0][:4] == ["r", "method", "run", "source"]
+    assert rows[0][:4] == ["r", "method", "source", "meta-llama/Llama-3.1-8B run"]
     assert "meta-llama/Llama-3.1-8B PASS@1 BEST" in rows[0]
     rasa32 = dict(zip(rows[0], rows[5], strict=True))
-    assert rasa32["run"] == "rasa32" and rasa32["source"] == "measured"
+    assert rasa32["Mistral-0.3-7B run"] == "rasa32" and rasa32["source"] == "measured"
     assert float(rasa32["meta-llama/Llama-3.1-8B PASS@1 BEST"]) == 0.595
     assert float(rasa32["Mistral-0.3-7B Time"]) == 11.5 * 3600
     assert rasa32["Mistral-0.3-7B # Extra Param."] == ""

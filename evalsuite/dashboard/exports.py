@@ -12,7 +12,15 @@ import html
 import io
 from itertools import groupby
 
-from evalsuite.dashboard.table import BOLD, ITALIC, Column, TableView, format_rank, format_value
+from evalsuite.dashboard.table import (
+    BOLD,
+    ITALIC,
+    Column,
+    TableView,
+    cell_run,
+    format_rank,
+    format_value,
+)
 
 
 def _cell_text(view: TableView, i: int, base: str, col: Column) -> tuple[str, str | None]:
@@ -22,28 +30,22 @@ def _cell_text(view: TableView, i: int, base: str, col: Column) -> tuple[str, st
 
 
 def to_csv(view: TableView) -> str:
-    """One header line (``<base> <column>``), then one line per row, raw values."""
+    """One header line (``<base> <column>``, plus ``<base> run`` naming the cell's run), then
+    one line per row with raw values."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["r", "method", "run", "source"]
-        + [f"{base} {col.label}" for base in view.base_models for col in view.columns]
-    )
+    header = ["r", "method", "source"]
+    for base in view.base_models:
+        header += [f"{base} run"] + [f"{base} {col.label}" for col in view.columns]
+    writer.writerow(header)
     for row in view.rows:
-        values = [
-            row.cells.get(base, {}).get(col.key)
-            for base in view.base_models
-            for col in view.columns
-        ]
-        writer.writerow(
-            [
-                "" if row.r is None else row.r,
-                row.method,
-                row.run or "",
-                "paper" if row.reference else "measured",
-            ]
-            + ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
-        )
+        line: list[object] = ["" if row.r is None else row.r, row.method]
+        line.append("paper" if row.reference else "measured")
+        for base in view.base_models:
+            cells = row.cells.get(base, {})
+            line.append(cell_run(row, base) or "")
+            line += ["" if cells.get(col.key) is None else cells[col.key] for col in view.columns]
+        writer.writerow(line)
     return out.getvalue()
 
 
@@ -168,7 +170,7 @@ def to_html(view: TableView) -> str:
                     else esc(text)
                 )
                 cells.append(
-                    f'<td data-run="{esc(row.run or "")}" data-base="{esc(base)}" '
+                    f'<td data-run="{esc(cell_run(row, base) or "")}" data-base="{esc(base)}" '
                     f'data-col="{esc(col.key)}">{inner}</td>'
                 )
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")

@@ -76,7 +76,7 @@ class Row:
     r: int | None
     method: str
     run: str | None
-    cells: dict[str, dict[str, float | None]]
+    cells: dict[str, dict[str, Any]]  # values, plus "run": the run behind that cell
     reference: bool = False  # a published number from the paper, never emphasised
 
     @property
@@ -210,6 +210,14 @@ def format_params(count: float) -> str:
 def format_rank(r: int | None) -> str:
     """FFT has no rank: the paper's ``_``."""
     return "–" if r is None else str(r)
+
+
+def cell_run(row: Row, base: str) -> str | None:
+    """The run behind one cell: the API names it per base model (a row spans several runs)."""
+    cell = row.cells.get(base)
+    if cell is None or row.reference:
+        return None
+    return cell.get("run", row.run)
 
 
 def ranks_of(view: TableView) -> list[int | None]:

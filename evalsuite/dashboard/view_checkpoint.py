@@ -41,7 +41,7 @@ def _samples(conn: Conn, checkpoint_id: int, tasks: list[str]) -> None:
     st.subheader("Samples")
     c1, c2, c3 = st.columns([3, 2, 2])
     task = c1.selectbox("Task", tasks, key="ck_task")
-    failing = c2.toggle("Failing only", value=task == "humaneval_plus", key="ck_failing")
+    failing = c2.toggle("Failing only", value=task == "humaneval_plus", key=f"ck_failing_{task}")
     page = int(c3.number_input("Page", min_value=1, value=1, step=1, key="ck_page"))
     answer = get(conn, "samples", checkpoint_id, task, failing, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     items = answer.get("items", [])
@@ -83,6 +83,11 @@ def render(conn: Conn) -> None:
         return
     breakdowns = st.toggle("Show breakdowns (per subject / level)", key="ck_breakdowns")
     st.dataframe(score_rows(scores, breakdowns), hide_index=True, key="ck_scores")
-    tasks = sorted({s["task"] for s in scores if s["task"] != "forgetting"})
+    # the learning tasks first: their samples are what one browses (forgetting tasks have
+    # multiple-choice rows, the aggregate none)
+    tasks = sorted(
+        {s["task"] for s in scores if s["task"] != "forgetting"},
+        key=lambda t: (t not in ("humaneval_plus", "math"), t),
+    )
     if tasks:
         _samples(conn, checkpoint_id, tasks)
