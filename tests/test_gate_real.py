@@ -1,0 +1,86 @@
+"""The gate on a results directory the runner really wrote (tiny model, hf engine)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from evalsuite.cli import app
+from evalsuite.gating.evidence import per_document
+from evalsuite.gating.results_dir import ResultsDirSource, read_jsonl
+from evalsuite.runner import EvalOptions, evaluate
+from evalsuite.testing.checkpoints import EXAMPLE_TASKS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def real_dir(tiny_base, rasa_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gate-real") / "results"
+    evaluate(
+        EvalOptions(
+            base=tiny_base,
+            adapter=rasa_checkpoint,
+            out=out,
+            tasks=["tiny_gen", "tiny_mc"],
+            engine="hf",
+            n_samples=3,
+            max_new_tokens=4,
+            task_dirs=[EXAMPLE_TASKS],
+            progress=False,
+        )
+    )
+    return out
+
+
+def test_per_document_values_match_the_rows(real_dir):
+    results = json.loads((real_dir / "results.json").read_text())
+    mc_rows = read_jsonl(real_dir / "samples_tiny_mc.jsonl")
+    # acc is the verdict, acc_norm the details' flag; one row per document
+    assert per_document(mc_rows, "acc") == {r["doc_id"]: float(r["verdict"]) for r in mc_rows}
+    assert per_document(mc_rows, "acc_norm") == {
+        r["doc_id"]: float(r["details"]["acc_norm"]) for r in mc_rows
+    }
+    norm = per_document(mc_rows, "acc_norm")
+    stored = results["tasks"]["tiny_mc"]["metrics"]["acc_norm"]["value"]
+    assert sum(norm.values()) / len(norm) == pytest.approx(stored)
+
+    gen_rows = read_jsonl(real_dir / "samples_tiny_gen.jsonl")
+    per_doc: dict[str, list[bool]] = {}
+    for r in gen_rows:
+        per_doc.setdefault(r["doc_id"], []).append(r["verdict"])
+    assert all(len(v) == 3 for v in per_doc.values())
+    expected = {d: sum(v) / 3 for d, v in per_doc.items()}
+    assert per_document(gen_rows, "pass@1") == pytest.approx(expected)
+    assert per_document(gen_rows, "exact_match") == pytest.approx(expected)
+
+    source = ResultsDirSource(real_dir, "candidate")
+    assert source.tasks() == {"tiny_gen": ["exact_match"], "tiny_mc": ["acc", "acc_norm"]}
+    ev = source.evidence("tiny_gen", "exact_match")
+    assert ev.identity["config.sampling.n"] == 3 and ev.identity["engine"] == "hf"
+    assert not ev.partial
+
+
+def test_a_checkpoint_against_itself_passes(real_dir, tmp_path):
+    args = ["gate", "--candidate-results", str(real_dir), "--baseline-results", str(real_dir)]
+    result = runner.invoke(app, [*args, "--n-boot", "500", "--json"])
+    assert result.exit_code == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert [(c["task"], c["metric"]) for c in report["checks"]] == [
+        ("tiny_gen", "exact_match"),
+        ("tiny_mc", "acc"),
+        ("tiny_mc", "acc_norm"),
+    ]
+    assert all(c["result"]["diff"] == 0.0 for c in report["checks"])
+
+    copy = tmp_path / "copy"
+    shutil.copytree(real_dir, copy)
+    results = json.loads((copy / "results.json").read_text())
+    results["tasks"]["tiny_gen"]["config"]["sampling"]["temperature"] = 0.2
+    (copy / "results.json").write_text(json.dumps(results))
+    other = runner.invoke(app, ["gate", "--candidate-results", str(copy), *args[3:]])
+    assert other.exit_code == 2
+    assert "config.sampling.temperature differs: candidate 0.2, baseline 0.8" in other.stdout
