@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +28,7 @@ def streamlit_command(api: str, port: int, address: str) -> list[str]:
         f"--server.address={address}",
         "--server.fileWatcherType=none",
         "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=viewer",
         "--",
         "--api",
         api,
@@ -47,11 +47,9 @@ def dashboard(
     url = api or api_url_from_env()
     typer.echo(f"dashboard on http://{address}:{port} reading {url} (Ctrl-C stops it)")
     env = {**os.environ, "EVALSUITE_API_URL": url}
-    try:
-        code = subprocess.call(streamlit_command(url, port, address), env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    command = streamlit_command(url, port, address)
+    # become streamlit (no child left behind): Ctrl-C and SIGTERM reach the server directly
+    os.execve(command[0], command, env)
 
 
 def register(app: typer.Typer) -> None:

@@ -44,7 +44,7 @@ def unreachable_banner(url: str, error: Exception) -> None:
     """What to do when nothing answers: start the API or point the dashboard elsewhere."""
     st.error(
         f"**The results API is not reachable at {url}.**\n\n"
-        "Start it (for example `uvicorn evalsuite.api.app:app --port 8000`, or the docker "
+        "Start it (`evalsuite db upgrade && evalsuite api --port 8000`, or the docker "
         "compose service `api`) or point the dashboard at the right address with "
         "`evalsuite dashboard --api URL`, `EVALSUITE_API_URL`, or the API URL field in the "
         f"sidebar.\n\nDetail: {error}"

@@ -149,11 +149,15 @@ def to_html(view: TableView) -> str:
     head = ['<tr><th rowspan="3">r</th><th rowspan="3">Method</th>']
     head += [f'<th colspan="{n}">{esc(base)}</th>' for base in view.base_models]
     head.append("</tr><tr>")
+    subless = {col.group for col in view.columns if not col.sub}
     for _ in view.base_models:
         for group, width in _header_groups(view.columns):
-            head.append(f'<th colspan="{width}">{esc(group)}</th>')
+            span = 'rowspan="2"' if group in subless and width == 1 else f'colspan="{width}"'
+            head.append(f"<th {span}>{esc(group)}</th>")
     head.append("</tr><tr>")
-    head += [f"<th>{esc(col.sub)}</th>" for _ in view.base_models for col in view.columns]
+    head += [
+        f"<th>{esc(col.sub)}</th>" for _ in view.base_models for col in view.columns if col.sub
+    ]
     head.append("</tr>")
     body = []
     for i, row in enumerate(view.rows):
