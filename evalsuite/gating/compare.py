@@ -47,7 +47,6 @@ class CheckResult:
     candidate_where: str | None = None
     baseline_where: str | None = None
     result: PairedResult | None = None
-    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -48,10 +48,8 @@ def to_markdown(report: GateReport) -> str:
             f"| {r.p_value:.3f} | {'**regression**' if c.status == REGRESSION else c.status} |"
         )
     reasons = report.all_reasons()
-    notes = [f"{c.task}/{c.metric}: {n}" for c in report.checks for n in c.notes]
-    for title, items in (("Cannot decide", reasons), ("Notes", notes)):
-        if items:
-            lines += ["", f"**{title}:**", *(f"- {item}" for item in items)]
+    if reasons:
+        lines += ["", "**Cannot decide:**", *(f"- {reason}" for reason in reasons)]
     return "\n".join(lines) + "\n"
 
 
