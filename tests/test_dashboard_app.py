@@ -191,6 +191,10 @@ def test_queue_failures_and_retry(monkeypatch, api):
     assert any(FAIL_REASON in e.value for e in at.error)
     (retry,) = [b for b in at.button if b.label == "Retry"]
     assert retry.disabled  # no token yet
+    at = run_app(monkeypatch, api, page="queue", token="not-the-token")
+    next(b for b in at.button if b.label == "Retry").click().run()
+    assert any("Retry of job" in e.value for e in at.error)  # the API's 401, as a message
+    assert {m.label: m.value for m in at.metric}["FAILED"] == "1"
     at = run_app(monkeypatch, api, page="queue", token=TOKEN)
     (retry,) = [b for b in at.button if b.label == "Retry"]
     job_id = int(retry.key.removeprefix("retry-"))

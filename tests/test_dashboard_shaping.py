@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from evalsuite.dashboard.app import api_url_from_argv
+from evalsuite.dashboard.cli import APP_SCRIPT, streamlit_command
 from evalsuite.dashboard.curves import best_epoch_of, curve_figure, series_from_curves
 from evalsuite.dashboard.records import (
     code_failure_rows,
@@ -68,3 +72,14 @@ def test_scores_hide_breakdowns_and_jobs_count_every_status():
     assert len(score_rows(scores, breakdowns=True)) == 2
     counts = job_counts([{"status": "FAILED"}, {"status": "PENDING"}, {"status": "FAILED"}])
     assert counts == {"PENDING": 1, "RUNNING": 0, "FINISHED": 0, "FAILED": 2}
+
+
+def test_cli_runs_the_packaged_entry_headless(monkeypatch):
+    command = streamlit_command("http://api:9", 8601, "0.0.0.0")
+    assert Path(command[4]) == APP_SCRIPT and APP_SCRIPT.is_file()
+    assert APP_SCRIPT.parent.name == "dashboard" and APP_SCRIPT.parent.parent.name == "evalsuite"
+    assert "--server.headless=true" in command and "--server.port=8601" in command
+    assert command[-3:] == ["--", "--api", "http://api:9"]
+    monkeypatch.setenv("EVALSUITE_API_URL", "http://from-env:1")
+    assert api_url_from_argv(["--api", "http://from-argv:2"]) == "http://from-argv:2"
+    assert api_url_from_argv([]) == "http://from-env:1"
