@@ -9,7 +9,6 @@ from evalsuite.dashboard.cli import APP_SCRIPT, streamlit_command
 from evalsuite.dashboard.curves import best_epoch_of, curve_figure, series_from_curves
 from evalsuite.dashboard.records import (
     code_failure_rows,
-    job_counts,
     math_answer_rows,
     score_rows,
 )
@@ -62,7 +61,7 @@ def test_records_read_details_and_top_level():
     assert math[0]["extracted"] == "1/2" and math[0]["paper"] is False and math[0]["robust"]
 
 
-def test_scores_hide_breakdowns_and_jobs_count_every_status():
+def test_scores_hide_breakdowns():
     scores = [
         {"task": "math", "metric": "acc", "value": 0.3, "engine": "vllm", "dtype": "bfloat16"},
         {"task": "math", "metric": "acc/level=1", "value": 0.9},
@@ -70,8 +69,6 @@ def test_scores_hide_breakdowns_and_jobs_count_every_status():
     assert [r["metric"] for r in score_rows(scores)] == ["acc"]
     assert score_rows(scores)[0]["engine"] == "vllm"
     assert len(score_rows(scores, breakdowns=True)) == 2
-    counts = job_counts([{"status": "FAILED"}, {"status": "PENDING"}, {"status": "FAILED"}])
-    assert counts == {"PENDING": 1, "RUNNING": 0, "FINISHED": 0, "FAILED": 2}
 
 
 def test_cli_runs_the_packaged_entry_headless(monkeypatch):

@@ -7,7 +7,6 @@ rows may carry them at the top level, so both places are read.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 JOB_STATUSES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
@@ -83,12 +82,6 @@ def math_answer_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def job_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
-    """Jobs per status, every status listed (zero included) in queue order."""
-    counts = Counter(j.get("status") for j in jobs)
-    return {status: counts.get(status, 0) for status in JOB_STATUSES}
 
 
 def job_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,7 +6,9 @@ import streamlit as st
 
 from evalsuite.dashboard.data import Conn, empty_state, get
 from evalsuite.dashboard.reader import ApiError
-from evalsuite.dashboard.records import JOB_STATUSES, job_counts, job_rows
+from evalsuite.dashboard.records import JOB_STATUSES, job_rows
+
+JOB_LIMIT = 1000
 
 
 def _retry(conn: Conn, job_id: int) -> None:
@@ -22,18 +24,23 @@ def _retry(conn: Conn, job_id: int) -> None:
 
 
 def render(conn: Conn) -> None:
-    """Counts, then the failures (with retry), then every job of the chosen status."""
-    jobs = get(conn, "jobs", None, None)
+    """Counts, then the failures (with retry), then the jobs of the chosen status.
+
+    One read per status, each capped at ``JOB_LIMIT`` (the API has no count endpoint and
+    lists 100 jobs by default), so a capped count shows as "1000+".
+    """
+    by_status = {s: get(conn, "jobs", s, JOB_LIMIT) for s in JOB_STATUSES}
     message = st.session_state.pop("queue_message", None)
     if message:
         (st.success if message[0] == "success" else st.error)(message[1])
-    if not jobs:
+    if not any(by_status.values()):
         empty_state(conn.url, "jobs")
         return
-    counts = job_counts(jobs)
-    for column, status in zip(st.columns(len(JOB_STATUSES)), JOB_STATUSES, strict=True):
-        column.metric(status, counts[status])
-    failed = [j for j in jobs if j.get("status") == "FAILED"]
+    for column, (status, jobs) in zip(
+        st.columns(len(JOB_STATUSES)), by_status.items(), strict=True
+    ):
+        column.metric(status, f"{len(jobs)}+" if len(jobs) >= JOB_LIMIT else len(jobs))
+    failed = by_status["FAILED"]
     if failed:
         st.subheader("Failures")
         if not conn.token:
@@ -55,5 +62,5 @@ def render(conn: Conn) -> None:
                 args=(conn, job["id"]),
             )
     status = st.selectbox("Status", ["all", *JOB_STATUSES], key="q_status")
-    shown = jobs if status == "all" else [j for j in jobs if j.get("status") == status]
+    shown = [j for s, jobs in by_status.items() if status in ("all", s) for j in jobs]
     st.dataframe(job_rows(shown), hide_index=True, key="q_jobs")
