@@ -14,13 +14,23 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from evalsuite.store.db import json_dumps
 from evalsuite.store.errors import BadInput
-from evalsuite.store.models import Job, Sample, Score
+from evalsuite.store.models import Job, Score
 
 AGGREGATE_TASK = "forgetting"
 NAME_MAX = 256
 INT_MAX = 2**31 - 1
-SAMPLE_BATCH = 5000
+SAMPLE_COLUMNS = (
+    "checkpoint_id",
+    "job_id",
+    "task",
+    "doc_id",
+    "sample_index",
+    "correct",
+    "score",
+    "record",
+)
 
 
 def _name(value: Any, what: str) -> str:
@@ -184,6 +194,22 @@ def store_results(
     rows = sample_rows(job, samples or {})
     if scores:
         session.execute(insert(Score), scores)
-    for start in range(0, len(rows), SAMPLE_BATCH):
-        session.execute(insert(Sample), rows[start : start + SAMPLE_BATCH])
+    if rows:
+        _bulk_insert_samples(session, rows)
     return len(scores), len(rows)
+
+
+def _bulk_insert_samples(session: Session, rows: list[dict[str, Any]]) -> None:
+    """COPY on PostgreSQL, one executemany on SQLite: a job brings ~10^4 rows, and the ORM's
+    per-row work would cost more than the database's."""
+    values = [(*(row[c] for c in SAMPLE_COLUMNS[:-1]), json_dumps(row["record"])) for row in rows]
+    columns = ", ".join(SAMPLE_COLUMNS)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor, cursor.copy(f"COPY samples ({columns}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+    else:
+        marks = ", ".join("?" for _ in SAMPLE_COLUMNS)
+        conn.exec_driver_sql(f"INSERT INTO samples ({columns}) VALUES ({marks})", values)
