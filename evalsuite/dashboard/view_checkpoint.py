@@ -28,6 +28,7 @@ def _pick_checkpoint(conn: Conn) -> int | None:
     chosen = c2.selectbox(
         "Checkpoint",
         checkpoints,
+        index=len(checkpoints) - 1,  # the latest: usually the one being asked about
         format_func=lambda c: (
             f"epoch {c['epoch']:g} (step {c.get('step')}, id {c['id']})"
             + (" final" if c.get("final") else "")
