@@ -145,6 +145,10 @@ class ApiClient:
         body = {"worker_id": worker_id, "error": error}
         return self._request("POST", f"/v1/jobs/{job_id}/fail", json=body)
 
+    def release(self, job_id: int, worker_id: str) -> JSON:
+        """Hand a held job back to the queue untried (the worker is shutting down)."""
+        return self._request("POST", f"/v1/jobs/{job_id}/release", json={"worker_id": worker_id})
+
     def retry(self, job_id: int) -> JSON:
         return self._request("POST", f"/v1/jobs/{job_id}/retry")
 

@@ -182,6 +182,10 @@ class FailIn(BaseModel):
     error: Text
 
 
+class ReleaseIn(BaseModel):
+    worker_id: WorkerId
+
+
 class LeaderboardRow(BaseModel):
     run: str
     method: str

@@ -1,4 +1,4 @@
-"""The job queue: claim with a lease, heartbeat, complete, fail, retry.
+"""The job queue: claim with a lease, heartbeat, complete, fail, release, retry.
 
 Every operation is one write transaction. On PostgreSQL a claim locks one PENDING row with
 ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait for or take the same job; on
@@ -157,6 +157,21 @@ def fail(session: Session, job_id: int, worker_id: str, error: str) -> Job:
         job.finished_at = utcnow()
     else:
         job.status = JobStatus.PENDING
+    return job
+
+
+def release(session: Session, job_id: int, worker_id: str) -> Job:
+    """The holder gives the job back untried (a worker told to stop): PENDING at once.
+
+    The attempt is not counted: the job did not fail, its worker was shut down.
+    """
+    job = _locked(session, job_id)
+    if job.status != JobStatus.RUNNING or job.worker_id != worker_id:
+        raise _not_yours(job, worker_id)
+    job.status = JobStatus.PENDING
+    job.worker_id = None
+    job.lease_expires_at = None
+    job.attempts = max(0, job.attempts - 1)
     return job
 
 

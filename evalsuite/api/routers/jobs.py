@@ -1,4 +1,4 @@
-"""The queue over HTTP: list, claim (204 when empty), heartbeat, complete, fail, retry."""
+"""The queue over HTTP: list, claim (204 when empty), heartbeat, complete, fail, release, retry."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from evalsuite.api.schemas import (
     HeartbeatIn,
     Job,
     JobClaim,
+    ReleaseIn,
     Status,
 )
 from evalsuite.store import queue
@@ -65,6 +66,11 @@ def complete(job_id: JobId, body: CompleteIn, session: WriteSession) -> Job:
 @router.post("/jobs/{job_id}/fail", response_model=Job, responses={409: {}})
 def fail(job_id: JobId, body: FailIn, session: WriteSession) -> Job:
     return convert.job(queue.fail(session, job_id, body.worker_id, body.error))
+
+
+@router.post("/jobs/{job_id}/release", response_model=Job, responses={409: {}})
+def release(job_id: JobId, body: ReleaseIn, session: WriteSession) -> Job:
+    return convert.job(queue.release(session, job_id, body.worker_id))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=Job, responses={409: {}})

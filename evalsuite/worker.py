@@ -1,0 +1,239 @@
+"""The queue consumer: claim a job, evaluate its checkpoint, report, repeat.
+
+One worker per GPU node. Each job runs in a child process group (``job_process``) while the
+worker heartbeats the lease; the results are uploaded with ``complete`` (idempotent, so an
+upload retried after a lost answer stores one copy), a failure with ``fail`` and its reason.
+A worker that dies loses nothing: its lease expires and another worker claims the job again,
+resuming from the answers cached in the results directory when it runs on the same disk.
+SIGTERM (or Ctrl-C) stops the current job and hands it back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite.client import ApiClient, ApiError
+from evalsuite.errors import EvalsuiteError
+from evalsuite.job_process import JobOutcome, JobProcess
+from evalsuite.runner import EvalOptions
+
+# job options the service may set (docs/api.md JobClaim.options) -> EvalOptions fields
+JOB_OPTIONS = ("limit", "n_samples", "max_new_tokens", "seed", "num_fewshot", "materialize",
+               "dtype", "engine")  # fmt: skip
+
+
+class JobOptionError(EvalsuiteError):
+    """The service asked for an evaluation option this worker does not know."""
+
+
+@dataclass
+class WorkerSettings:
+    """How this worker evaluates; a job's own ``options`` override the evaluation fields."""
+
+    work_dir: Path
+    worker_id: str = field(default_factory=lambda: default_worker_id())
+    engine: str = "auto"
+    materialize: str = "merged"
+    dtype: str | None = None
+    data_dir: Path | None = None
+    task_dirs: list[Path] = field(default_factory=list)
+    lease_s: float = 300.0
+    poll_s: float = 5.0
+    upload_tries: int = 8
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions:
+    """The runner's options for a claimed job: the worker's settings, then the job's."""
+    options = dict(claim.get("options") or {})
+    unknown = sorted(set(options) - set(JOB_OPTIONS))
+    if unknown:
+        raise JobOptionError(
+            f"job {claim['id']} asks for unknown option(s) {unknown}; this worker understands "
+            f"{list(JOB_OPTIONS)}: upgrade the worker or fix the options where the job was made"
+        )
+    opts = EvalOptions(
+        base=Path(claim["base_model_path"]),
+        adapter=Path(claim["checkpoint_uri"]),
+        out=settings.work_dir / f"job-{claim['id']}",
+        suite=claim["suite"],
+        engine=settings.engine,
+        materialize=settings.materialize,
+        dtype=settings.dtype,
+        data_dir=settings.data_dir,
+        task_dirs=list(settings.task_dirs),
+        progress=False,
+    )
+    for name, value in options.items():
+        setattr(opts, name, value)
+    return opts
+
+
+class Worker:
+    """Claims and runs jobs until told to stop; ``log`` receives one line per event."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        settings: WorkerSettings,
+        log: Callable[[str], None] = print,
+    ):
+        self.client = client
+        self.settings = settings
+        self.log = log
+        self.stopping = threading.Event()
+
+    def request_stop(self, signum: int | None = None, frame: object = None) -> None:
+        """SIGTERM/SIGINT: stop the current job, hand it back, claim nothing more."""
+        if not self.stopping.is_set():
+            self.log("stopping: the current job goes back to the queue")
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self, once: bool = False, max_jobs: int | None = None) -> int:
+        """Work until stopped (or, with ``once``, until the queue is empty); jobs finished."""
+        done = 0
+        while not self.stopping.is_set() and (max_jobs is None or done < max_jobs):
+            claim = self._claim()
+            if claim is None:
+                if once:
+                    break
+                self.stopping.wait(self.settings.poll_s)
+                continue
+            done += self.run_job(claim)
+        return done
+
+    def _claim(self) -> dict[str, Any] | None:
+        try:
+            return self.client.claim(self.settings.worker_id, self.settings.lease_s)
+        except ApiError as e:
+            if e.status is not None and e.status < 500 and e.status != 429:
+                raise  # a wrong token or URL does not fix itself
+            self.log(f"claim failed ({e}); retrying in {self.settings.poll_s:g} s")
+            return None
+
+    def run_job(self, claim: dict[str, Any]) -> bool:
+        """Run one claimed job to its end; True when its results were accepted."""
+        job_id = claim["id"]
+        self.log(
+            f"job {job_id}: run {claim.get('run')} epoch {claim.get('epoch')} "
+            f"suite {claim['suite']} ({claim['checkpoint_uri']})"
+        )
+        try:
+            opts = eval_options(claim, self.settings)
+        except EvalsuiteError as e:
+            return self._report_failure(job_id, str(e))
+        job = JobProcess(opts, expected_sha256=claim.get("checkpoint_sha256"))
+        if not self._watch(job_id, job):
+            return False
+        outcome = job.outcome()
+        if not outcome.ok:
+            return self._report_failure(job_id, outcome.error or "unknown failure")
+        return self._upload(job_id, outcome)
+
+    def _watch(self, job_id: int, job: JobProcess) -> bool:
+        """Heartbeat while the job runs; False if it was stopped (lease lost or SIGTERM)."""
+        interval = max(0.2, min(self.settings.lease_s / 3, 30.0))
+        while job.running():
+            if self.stopping.wait(interval):
+                job.stop()
+                self._release(job_id)
+                return False
+            if not job.running():
+                break
+            try:
+                self.client.heartbeat(job_id, self.settings.worker_id, self.settings.lease_s)
+            except ApiError as e:
+                if e.status == 409:  # another worker owns it now: ours is a duplicate
+                    self.log(f"job {job_id}: lease lost ({e}); stopping it here")
+                    job.stop()
+                    return False
+                self.log(f"job {job_id}: heartbeat failed ({e}); the job goes on")
+        job.wait()
+        return True
+
+    def _release(self, job_id: int) -> None:
+        try:
+            self.client.release(job_id, self.settings.worker_id)
+            self.log(f"job {job_id}: handed back to the queue")
+        except ApiError as e:
+            self.log(f"job {job_id}: could not hand it back ({e}); its lease will expire")
+
+    def _report_failure(self, job_id: int, error: str) -> bool:
+        self.log(f"job {job_id}: failed: {error.splitlines()[0] if error else error}")
+        self._with_retries(
+            f"job {job_id}: reporting the failure",
+            lambda: self.client.fail(job_id, self.settings.worker_id, error[-20000:]),
+        )
+        return False
+
+    def _upload(self, job_id: int, outcome: JobOutcome) -> bool:
+        assert outcome.results is not None
+        n_samples = sum(len(rows) for rows in (outcome.samples or {}).values())
+        job = self._with_retries(
+            f"job {job_id}: uploading results",
+            lambda: self.client.complete(
+                job_id, self.settings.worker_id, outcome.results, outcome.samples
+            ),
+        )
+        if job is None:
+            return False
+        self.log(f"job {job_id}: finished, {n_samples} samples uploaded")
+        return True
+
+    def _with_retries(self, what: str, call: Callable[[], Any]) -> Any:
+        """The service may be restarting: retry server and connection errors with backoff."""
+        delay = 1.0
+        for attempt in range(1, self.settings.upload_tries + 1):
+            try:
+                return call()
+            except ApiError as e:
+                retryable = e.status is None or e.status >= 500 or e.status == 429
+                if not retryable or attempt == self.settings.upload_tries:
+                    self.log(f"{what} failed: {e}")
+                    return None
+                self.log(f"{what} failed ({e}); retry {attempt} in {delay:g} s")
+                with contextlib.suppress(Exception):
+                    self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
+
+def run_worker(
+    api: str,
+    token: str | None,
+    settings: WorkerSettings,
+    once: bool = False,
+    max_jobs: int | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """``evalsuite worker``: returns the number of jobs finished."""
+    with ApiClient(api, token=token) as client:
+        health = client.health()
+        log(
+            f"worker {settings.worker_id} on {api} ({health.get('database')}, "
+            f"{health.get('pending_jobs')} pending); results under {settings.work_dir}"
+        )
+        worker = Worker(client, settings, log)
+        worker.install_signal_handlers()
+        started = time.monotonic()
+        done = worker.run(once=once, max_jobs=max_jobs)
+        elapsed = time.monotonic() - started
+        log(f"worker {settings.worker_id}: {done} job(s) finished in {elapsed:.0f} s")
+        return done

@@ -1,0 +1,139 @@
+"""``evalsuite worker`` (the queue consumer) and ``evalsuite submit`` (a training job's call)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ApiOption = Annotated[
+    str,
+    typer.Option(envvar="EVALSUITE_API_URL", help="The results service ($EVALSUITE_API_URL)."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="EVALSUITE_API_TOKEN", help="Bearer token for writes ($EVALSUITE_API_TOKEN)."
+    ),
+]
+
+
+def _default_work_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("EVALSUITE_WORK_DIR") or Path(user_cache_dir("evalsuite")) / "jobs")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("worker")
+    def worker(
+        api: ApiOption = "http://127.0.0.1:8000",
+        token: TokenOption = None,
+        engine: Annotated[str, typer.Option(help="auto (vllm if installed), vllm or hf.")] = "auto",
+        materialize: Annotated[
+            str, typer.Option(help="merged (cached merge) or lora (served adapter).")
+        ] = "merged",
+        dtype: Annotated[
+            str | None, typer.Option(help="Model dtype (default: the base's).")
+        ] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option(help="Local copies of the data (layout of shared/data).")
+        ] = None,
+        task_dir: Annotated[
+            list[Path] | None, typer.Option(help="Extra directory of task YAML files.")
+        ] = None,
+        work_dir: Annotated[
+            Path | None,
+            typer.Option(help="Results directories, one per job ($EVALSUITE_WORK_DIR)."),
+        ] = None,
+        once: Annotated[
+            bool, typer.Option("--once", help="Exit when the queue is empty instead of waiting.")
+        ] = False,
+        max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+        lease: Annotated[float, typer.Option(help="Lease seconds, renewed by heartbeats.")] = 300.0,
+        poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 5.0,
+        worker_id: Annotated[
+            str | None, typer.Option(help="Name in the queue (default: host-pid-random).")
+        ] = None,
+    ) -> None:
+        """Claim jobs from the service, evaluate each checkpoint, upload the results."""
+        from evalsuite.worker import WorkerSettings, default_worker_id, run_worker
+
+        settings = WorkerSettings(
+            work_dir=(work_dir or _default_work_dir()).resolve(),
+            worker_id=worker_id or default_worker_id(),
+            engine=engine,
+            materialize=materialize,
+            dtype=dtype,
+            data_dir=data_dir,
+            task_dirs=list(task_dir or []),
+            lease_s=lease,
+            poll_s=poll,
+        )
+        run_worker(api, token, settings, once=once, max_jobs=max_jobs, log=_log)
+
+    @app.command("submit")
+    def submit(
+        checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory to register.")],
+        run: Annotated[str, typer.Option(help="Run name (one per method x rank x base).")],
+        api: ApiOption = "http://127.0.0.1:8000",
+        token: TokenOption = None,
+        final: Annotated[bool, typer.Option("--final", help="This is the last epoch.")] = False,
+        epoch: Annotated[
+            float | None, typer.Option(help="Default: from trainer_state.json.")
+        ] = None,
+        suite: Annotated[
+            list[str] | None, typer.Option(help="Suites to run (default: by the run's domain).")
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option(help="Evaluate the first N documents only (partial).")
+        ] = None,
+        method: Annotated[str | None, typer.Option(help="New run: lora, rslora, rasa, ...")] = None,
+        domain: Annotated[str | None, typer.Option(help="New run: code or math.")] = None,
+        base_model: Annotated[str | None, typer.Option(help="New run: base model name.")] = None,
+        base_model_path: Annotated[
+            str | None, typer.Option(help="New run: where workers find the base.")
+        ] = None,
+        train_time_s: Annotated[float | None, typer.Option(help="New run: training time.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    ) -> None:
+        """Register a checkpoint (and its run, if new); the service queues one job per suite."""
+        from evalsuite.client import ApiClient
+        from evalsuite.submit import RunFields, submit_checkpoint
+
+        new_run = RunFields(
+            method=method,
+            domain=domain,
+            base_model=base_model,
+            base_model_path=base_model_path,
+            train_time_s=train_time_s,
+        )
+        with ApiClient(api, token=token) as client:
+            answer = submit_checkpoint(
+                client,
+                run,
+                checkpoint,
+                final=final,
+                epoch=epoch,
+                suites=suite,
+                options={"limit": limit} if limit is not None else None,
+                new_run=new_run,
+            )
+        if as_json:
+            typer.echo(json.dumps(answer))
+            return
+        ckpt, jobs = answer["checkpoint"], answer["jobs"]
+        _log(
+            f"checkpoint {ckpt['id']} of {run} (epoch {ckpt['epoch']:g}): "
+            + (
+                ", ".join(f"job {j['id']} {j['suite']} {j['status']}" for j in jobs)
+                or "no new jobs"
+            )
+        )
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)

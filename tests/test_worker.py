@@ -1,0 +1,231 @@
+"""The queue worker against the real service: real uvicorn, real SQLite, the real runner on a
+tiny local model (transformers engine), workers as real ``evalsuite worker`` processes.
+
+* a submitted checkpoint is evaluated and its scores and samples in the service equal an
+  evaluation of the same checkpoint by the runner called directly;
+* ``kill -9`` of a worker mid-job: its evaluation process group dies with it, the lease
+  expires, a second worker finishes the job, and every score is stored once;
+* SIGTERM hands the current job back to the queue at once and stops its processes;
+* a checkpoint whose files changed after registration, or a job with an option the worker
+  does not know, fails with the reason, retried up to the service's limit, then FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+from service_support import TOKEN, served
+
+from evalsuite.client import ApiClient
+from evalsuite.runner import EvalOptions, evaluate
+from evalsuite.submit import checkpoint_facts
+from evalsuite.testing.checkpoints import EXAMPLE_TASKS, write_example_runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_base, tmp_path_factory) -> dict[str, list[Path]]:
+    root = tmp_path_factory.mktemp("worker-runs")
+    return write_example_runs(root, tiny_base, methods=("lora", "rasa"), epochs=2)
+
+
+@pytest.fixture
+def service(tmp_path):
+    yield from served("sqlite", tmp_path, EVALSUITE_MAX_ATTEMPTS="2")
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "evalsuite.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def _worker(server, work_dir: Path, *extra: str) -> subprocess.Popen:
+    return _cli(
+        "worker", "--api", server.url, "--token", TOKEN, "--engine", "hf",
+        "--task-dir", str(EXAMPLE_TASKS), "--work-dir", str(work_dir), "--poll", "0.5", *extra,
+    )  # fmt: skip
+
+
+def _submit(server, ckpt: Path, run: str, base: Path, *extra: str) -> dict:
+    proc = _cli(
+        "submit", str(ckpt), "--run", run, "--api", server.url, "--token", TOKEN,
+        "--method", "rasa", "--domain", "code", "--base-model", "tiny",
+        "--base-model-path", str(base), "--suite", "tiny", "--json", *extra,
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _scores(client: ApiClient, checkpoint_id: int) -> dict[tuple[str, str], float]:
+    rows = client.get_checkpoint(checkpoint_id)["scores"]
+    counts = Counter((s["task"], s["metric"]) for s in rows)
+    assert max(counts.values()) == 1, f"a score stored twice: {counts}"
+    return {(s["task"], s["metric"]): s["value"] for s in rows}
+
+
+def test_submitted_checkpoint_is_scored_like_a_direct_evaluation(
+    service, runs, tiny_base, tmp_path
+):
+    ckpt = runs["rasa"][1]
+    answer = _submit(service, ckpt, "rasa-r8", tiny_base, "--final")
+    assert [j["suite"] for j in answer["jobs"]] == ["tiny"]
+    assert answer["checkpoint"]["sha256"] == checkpoint_facts(ckpt)["sha256"]
+    assert answer["checkpoint"]["epoch"] == 2.0  # read from trainer_state.json
+    again = _submit(service, ckpt, "rasa-r8", tiny_base, "--final")  # a no-op
+    assert again["checkpoint"]["id"] == answer["checkpoint"]["id"]
+
+    worker = _worker(service, tmp_path / "jobs", "--once")
+    out, _ = worker.communicate(timeout=600)
+    assert worker.returncode == 0, out
+    assert "1 job(s) finished" in out
+
+    client = ApiClient(service.url)
+    job = client.get_job(answer["jobs"][0]["id"])
+    assert job["status"] == "FINISHED" and job["attempts"] == 1
+    direct = evaluate(
+        EvalOptions(
+            base=tiny_base, adapter=ckpt, out=tmp_path / "direct", suite="tiny", engine="hf",
+            task_dirs=[EXAMPLE_TASKS], progress=False,
+        )
+    )  # fmt: skip
+    expected = {
+        (task, metric): m["value"]
+        for task, entry in direct["tasks"].items()
+        for metric, m in entry["metrics"].items()
+    }
+    assert _scores(client, answer["checkpoint"]["id"]) == pytest.approx(expected)
+    for task in direct["tasks"]:
+        stored = client.samples(answer["checkpoint"]["id"], task=task, limit=1000)
+        lines = (tmp_path / "direct" / f"samples_{task}.jsonl").read_text().splitlines()
+        assert stored["total"] == len(lines)
+        assert sorted(s["correct"] for s in stored["items"]) == sorted(
+            json.loads(line)["verdict"] for line in lines
+        )
+    board = client.leaderboard("tiny_mc", "acc")
+    assert board[0]["run"] == "rasa-r8" and board[0]["best"] == pytest.approx(
+        expected[("tiny_mc", "acc")]
+    )
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _running_job(client: ApiClient, job_id: int):
+    job = client.get_job(job_id)
+    return job if job["status"] == "RUNNING" else None
+
+
+def _engine_started(worker_pid: int):
+    """The job's process and the engine under it (at least two generations below the worker)."""
+    family = _descendants(worker_pid)
+    return family if any(p.ppid() != worker_pid for p in family) else None
+
+
+def _all_gone(processes: list[psutil.Process], timeout: float = 30) -> bool:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return not alive
+
+
+def test_kill_9_mid_job_loses_nothing(tmp_path, runs, tiny_base):
+    # a short lease, so the dead worker's job comes back quickly
+    gen = served("sqlite", tmp_path, EVALSUITE_MAX_ATTEMPTS="3")
+    server = next(gen)
+    try:
+        answer = _submit(server, runs["lora"][0], "lora-r8", tiny_base)
+        job_id = answer["jobs"][0]["id"]
+        client = ApiClient(server.url)
+        first = _worker(server, tmp_path / "jobs", "--lease", "3", "--worker-id", "first")
+        _wait_for(lambda: _running_job(client, job_id), 120, "the first worker's claim")
+        family = _wait_for(lambda: _engine_started(first.pid), 120, "the job's engine")
+        first.kill()  # SIGKILL: no handler runs, nothing is handed back
+        first.communicate(timeout=30)
+        assert _all_gone(family), "the job's processes outlived their worker"
+        assert client.get_job(job_id)["worker_id"] == "first"  # still leased to the dead one
+
+        second = _worker(server, tmp_path / "jobs", "--once", "--worker-id", "second")
+        # the lease (3 s) must expire before the second worker can claim it
+        _wait_for(lambda: client.get_job(job_id)["status"] == "FINISHED", 300, "the job's end")
+        out, _ = second.communicate(timeout=120)
+        job = client.get_job(job_id)
+        assert job["worker_id"] == "second" and job["attempts"] == 2, (job, out)
+        scores = _scores(client, answer["checkpoint"]["id"])
+        assert set(scores) >= {("tiny_gen", "exact_match"), ("tiny_mc", "acc")}
+    finally:
+        next(gen, None)
+
+
+def test_sigterm_hands_the_job_back(service, runs, tiny_base, tmp_path):
+    answer = _submit(service, runs["lora"][1], "lora-r8", tiny_base)
+    job_id = answer["jobs"][0]["id"]
+    client = ApiClient(service.url)
+    worker = _worker(service, tmp_path / "jobs", "--lease", "600")
+    _wait_for(lambda: _running_job(client, job_id), 120, "the claim")
+    family = _wait_for(lambda: _engine_started(worker.pid), 120, "the job's engine")
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0, out
+    assert _all_gone(family), "SIGTERM left the job's processes running"
+    job = client.get_job(job_id)
+    # back in the queue now, not after the 600 s lease; the attempt is not held against it
+    assert job["status"] == "PENDING" and job["worker_id"] is None, job
+    assert job["attempts"] == 0
+    assert time.monotonic() - started < 600
+    assert "handed back to the queue" in out
+
+
+def test_changed_checkpoint_and_unknown_options_fail_with_the_reason(
+    service, runs, tiny_base, tmp_path
+):
+    client = ApiClient(service.url, token=TOKEN)
+    client.create_run(
+        name="rasa-r8", method="rasa", r=8, k=1, domain="code", base_model="tiny",
+        base_model_path=str(tiny_base),
+    )  # fmt: skip
+    changed = client.register_checkpoint(
+        "rasa-r8", epoch=1, uri=str(runs["rasa"][0]), sha256="0" * 64, suites=["tiny"]
+    )
+    unknown = client.register_checkpoint(
+        "rasa-r8", epoch=2, uri=str(runs["rasa"][1]), sha256=checkpoint_facts(runs["rasa"][1])[
+            "sha256"], suites=["tiny"], options={"temperature_boost": 2},
+    )  # fmt: skip
+    worker = _worker(service, tmp_path / "jobs", "--once")
+    out, _ = worker.communicate(timeout=600)
+    assert worker.returncode == 0, out
+    bad_sha = client.get_job(changed["jobs"][0]["id"])
+    assert bad_sha["status"] == "FAILED" and bad_sha["attempts"] == 2  # EVALSUITE_MAX_ATTEMPTS
+    assert "registered with" in bad_sha["error"] and "0" * 64 in bad_sha["error"]
+    bad_option = client.get_job(unknown["jobs"][0]["id"])
+    assert bad_option["status"] == "FAILED"
+    assert "temperature_boost" in bad_option["error"]
+    assert "upgrade the worker" in bad_option["error"]
+    assert client.get_checkpoint(changed["checkpoint"]["id"])["scores"] == []
