@@ -67,6 +67,16 @@ def _mount_dashboard_command() -> None:
 
 
 _mount_dashboard_command()
+
+
+def _mount_worker_commands() -> None:
+    """``evalsuite worker`` and ``evalsuite submit``: the two ends of the queue."""
+    from evalsuite.worker_cli import register
+
+    register(app)
+
+
+_mount_worker_commands()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[
