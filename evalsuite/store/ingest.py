@@ -6,7 +6,6 @@ malformed one must become a clear 422, never a database error.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from evalsuite.comparable import config_hash
 from evalsuite.store.db import json_dumps
 from evalsuite.store.errors import BadInput
 from evalsuite.store.models import Job, Score
@@ -64,20 +64,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str) and "\x00" not in value and len(value) <= 64:
         return value
     return None
-
-
-def config_hash(config: Any, model: dict[str, Any]) -> str:
-    """What makes two scores comparable: the task config plus how the model was served."""
-    engine = model.get("engine") if isinstance(model.get("engine"), dict) else {}
-    identity = {
-        "config": config,
-        "materialization": model.get("materialization"),
-        "dtype": model.get("dtype"),
-        "engine": engine.get("name"),
-        "engine_version": engine.get("version"),
-    }
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def score_rows(job: Job, results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,66 @@
+"""What makes two scores comparable: one definition for the store's ``config_hash`` and the gate.
+
+A score depends on the task's whole configuration (data and prompt by content hash, sampling,
+stop strings, scorer and its arguments) and on how the model was served (materialisation,
+dtype, engine and its version); not on where the task file or the data happened to live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Task config fields that say where things were, not what was evaluated: the content they
+# point at is covered by data_sha256 / prompt_sha256, and partial covers limit.
+_LOCATION_FIELDS = {
+    "source",
+    "description",
+    "data_origin",
+    "limit",
+    "prompt_file",
+    "data.file",
+    "data.local",
+    "data.hf",
+}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> dotted keys, so a mismatch names the exact field."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out |= flatten(inner, f"{prefix}{key}.")
+        return out  # an empty mapping leaves no key: {} and absent are the same settings
+    return {prefix[:-1]: value}
+
+
+def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Fields that must agree: the task's whole config except locations, and how the model
+    was materialised, in which dtype and by which engine and engine version (the service's
+    ``config_hash`` covers the same, so both modes refuse the same pairs)."""
+    config = dict(config)
+    identity = {key: config.pop(key, None) for key in ("data_sha256", "prompt_sha256")}
+    identity |= {
+        f"config.{key}": value
+        for key, value in flatten(config).items()
+        if key not in _LOCATION_FIELDS and key.split(".", 1)[0] not in _LOCATION_FIELDS
+    }
+    engine = model.get("engine") or {}
+    identity["materialization"] = model.get("materialization")
+    identity["dtype"] = model.get("dtype")
+    identity["engine"] = engine.get("name") if isinstance(engine, dict) else engine
+    identity["engine_version"] = engine.get("version") if isinstance(engine, dict) else None
+    return identity
+
+
+def config_hash(config: Any, model: dict[str, Any]) -> str:
+    """sha256 of :func:`task_identity`: equal exactly when the gate would compare the scores.
+
+    ``config`` is a task's config, or for a suite aggregate its {task: metric} recipe.
+    """
+    config = config if isinstance(config, dict) else {"value": config}
+    canonical = json.dumps(
+        task_identity(config, model), sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
