@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# The queue worker on NVIDIA GPUs: the official vLLM image (CUDA, torch and vLLM built for each
+# other) plus evalsuite with its normal dependencies. torch, vLLM and their CUDA companions
+# are pinned to the versions the image has, so pip cannot replace them: if evalsuite ever
+# needed other versions, the build fails here instead of shipping a mismatched torch.
+#   docker build -f docker/worker.Dockerfile -t evalsuite-worker .   (from the repo root)
+ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
+FROM ${VLLM_IMAGE}
+
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES=1
+COPY pyproject.toml README.md /src/
+COPY tasks /src/tasks
+COPY prompts /src/prompts
+COPY evalsuite /src/evalsuite
+RUN python3 -m pip freeze \
+        | grep -iE '^(torch|torchvision|torchaudio|vllm|triton|xformers|flashinfer-python|transformers|tokenizers)==' \
+        > /tmp/keep.txt \
+    && grep -iq '^torch==' /tmp/keep.txt && grep -iq '^vllm==' /tmp/keep.txt \
+    && python3 -m pip install -c /tmp/keep.txt /src \
+    && python3 -m pip freeze | grep -ixF -f /tmp/keep.txt | cmp -s - /tmp/keep.txt \
+    && python3 -c "import torch, vllm, evalsuite.cli, evalsuite.engines.vllm" \
+    && rm -rf /src
+
+# Runs as root, as the vLLM image does: the HumanEval+ sandbox needs root to give each
+# program its own uid (and, with CAP_SYS_ADMIN, its own namespaces; see README, Deployment).
+ENV HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
+WORKDIR /var/lib/evalsuite
+ENTRYPOINT ["evalsuite", "worker"]
+CMD ["--engine", "vllm"]
