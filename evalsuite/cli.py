@@ -77,6 +77,16 @@ def _mount_worker_commands() -> None:
 
 
 _mount_worker_commands()
+
+
+def _mount_demo_command() -> None:
+    """``evalsuite demo``: the whole flow on embedded defaults (the README's first command)."""
+    from evalsuite.demo import register
+
+    register(app)
+
+
+_mount_demo_command()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[

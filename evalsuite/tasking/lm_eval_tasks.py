@@ -78,6 +78,7 @@ def prepare_lm_eval_task(spec: TaskSpec, data_dir: Path | None, limit: int | Non
 def run_lm_eval_task(spec: TaskSpec, task, engine: Engine, limit: int | None, seed: int) -> dict:
     """simple_evaluate over our engine; returns a JSON-able record (metrics, samples)."""
     from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
 
     from evalsuite.engines.lm_eval_bridge import EngineLM
 
@@ -86,6 +87,9 @@ def run_lm_eval_task(spec: TaskSpec, task, engine: Engine, limit: int | None, se
         out = simple_evaluate(
             model=EngineLM(engine, seed=seed),
             tasks=[task],
+            # the task is built already: without an index of lm-eval's thousands of YAML
+            # files, which simple_evaluate would otherwise rebuild (~5 s) for every task
+            task_manager=TaskManager(include_defaults=False),
             num_fewshot=shots,
             limit=limit,
             log_samples=True,
