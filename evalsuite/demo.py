@@ -66,6 +66,7 @@ class DemoOptions:
     serve: bool = True
     api_port: int | None = None
     dashboard_port: int | None = None
+    workers: int = 2  # one per core here: engine start-up is mostly single-threaded
 
 
 def run_name(method: str, domain: str) -> str:
@@ -158,8 +159,10 @@ def submit_all(
     return queued
 
 
-def drain(client: ApiClient, worker: ServiceProcess, runs: list[str], console: Console) -> None:
-    """Show the queue draining until the worker (started with --once) has emptied it."""
+def drain(
+    client: ApiClient, workers: list[ServiceProcess], runs: list[str], console: Console
+) -> None:
+    """Show the queue draining until the workers (started with --once) have emptied it."""
     columns = (TextColumn("[bold]jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("jobs", total=None)
@@ -169,12 +172,12 @@ def drain(client: ApiClient, worker: ServiceProcess, runs: list[str], console: C
             progress.update(bar, total=len(jobs), completed=done)
             if done == len(jobs):
                 break
-            if not worker.running():
+            if not any(w.running() for w in workers):
                 raise DemoError(
-                    f"the worker stopped with {done}/{len(jobs)} jobs done; see {worker.log}"
-                    + worker.log_tail()
+                    f"the workers stopped with {done}/{len(jobs)} jobs done; see "
+                    f"{workers[0].log}" + workers[0].log_tail()
                 )
-            worker.wait(1.0)
+            workers[0].wait(1.0)
     failed = [j for j in jobs if j["status"] == "FAILED"]
     for job in failed:
         console.print(f"[red]job {job['id']} ({job['run']}, epoch {job['epoch']:g}) failed:[/] "
@@ -208,6 +211,22 @@ def report(client: ApiClient, plan: DemoPlan, console: Console) -> dict[str, Any
     return shown
 
 
+def worker_process(
+    number: int,
+    api_url: str,
+    engine: str,
+    data_dir: Path,
+    task_dir: Path,
+    root: Path,
+    env: dict[str, str],
+) -> ServiceProcess:
+    """``evalsuite worker --once``: exits when the queue is empty."""
+    args = ["worker", "--api", api_url, "--engine", engine, "--once", "--poll", "1"]
+    args += ["--data-dir", str(data_dir), "--task-dir", str(task_dir)]
+    args += ["--work-dir", str(root / "jobs"), "--worker-id", f"demo-worker-{number}"]
+    return ServiceProcess(f"worker {number}", args, env, root / "logs" / f"worker-{number}.log")
+
+
 def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
     """Build, serve, submit, drain, print; with ``serve`` the services stay up until Ctrl-C."""
     from evalsuite.store import migrate
@@ -236,17 +255,16 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         with ApiClient(api_url, token=token) as client:
             queued = submit_all(client, runs, root / "base", plan, data_note)
             console.print(f"API at {api_url}: {queued} new job(s) for {len(runs)} runs")
-            worker = ServiceProcess(
-                "worker",
-                ["worker", "--api", api_url, "--engine", opts.engine, "--once", "--poll", "1",
-                 "--data-dir", str(data_dir), "--task-dir", str(task_dir),
-                 "--work-dir", str(root / "jobs")],
-                env, logs / "worker.log",
-            )  # fmt: skip
-            worker.start()
-            services.append(worker)
-            drain(client, worker, [run_name(m, d) for m, d in runs], console)
-            worker.wait(60)
+            workers = [
+                worker_process(i + 1, api_url, opts.engine, data_dir, task_dir, root, env)
+                for i in range(opts.workers)
+            ]
+            for worker in workers:
+                worker.start()
+            services += workers
+            drain(client, workers, [run_name(m, d) for m, d in runs], console)
+            for worker in workers:
+                worker.wait(60)
             shown = report(client, plan, console)
             (root / "demo_summary.json").write_text(json.dumps(shown, indent=2) + "\n")
             if opts.serve:
@@ -279,7 +297,7 @@ def serve_until_interrupted(
         "Ctrl-C stops both."
     )
     try:
-        while all(s.running() for s in services if s.name != "worker"):
+        while all(s.running() for s in services if not s.name.startswith("worker")):
             services[0].wait(1.0)
     except KeyboardInterrupt:
         console.print("stopping")
@@ -308,6 +326,7 @@ def register(app: typer.Typer) -> None:
         ] = True,
         api_port: Annotated[int | None, typer.Option(help="Default: 8000 if free.")] = None,
         dashboard_port: Annotated[int | None, typer.Option(help="Default: 8501 if free.")] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     ) -> None:
         """Tiny model, LoRA/rsLoRA/RaSA epochs, API + worker + queue, Tables 1-2 and curves."""
         opts = DemoOptions(
@@ -318,5 +337,6 @@ def register(app: typer.Typer) -> None:
             serve=serve,
             api_port=api_port,
             dashboard_port=dashboard_port,
+            workers=workers,
         )
         run_demo(opts, Console())

@@ -1,0 +1,108 @@
+"""``evalsuite demo --quick --no-serve`` end to end, as CI runs it (real API, worker, engine).
+
+The printed Tables 1-2 and curves are checked against the scores read straight from the
+demo's SQLite file with plain SQL (BEST = max over epochs, LAST = the final epoch), not
+through the service that printed them. A second run reuses everything and queues nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _demo(root: Path) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "evalsuite.cli", "demo", "--quick", "--no-serve",
+         "--dir", str(root)],
+        capture_output=True, text=True, timeout=1500, env=_wide_terminal(),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def _wide_terminal() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "COLUMNS": "250"}  # one table row per line
+
+
+def _stored(db: Path) -> dict[tuple[str, str, str], dict[float, float]]:
+    """{(run, task, metric): {epoch: value}} of the complete scores, by plain SQL."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT runs.name, scores.task, scores.metric, checkpoints.epoch, scores.value "
+            "FROM scores JOIN checkpoints ON scores.checkpoint_id = checkpoints.id "
+            "JOIN runs ON checkpoints.run_id = runs.id WHERE NOT scores.partial"
+        ).fetchall()
+    out: dict[tuple[str, str, str], dict[float, float]] = {}
+    for run, task, metric, epoch, value in rows:
+        out.setdefault((run, task, metric), {})[epoch] = value
+    return out
+
+
+def _table_rows(output: str, title: str) -> dict[str, list[str]]:
+    """Method -> the cells of its row, from the Markdown table under ``title``."""
+    section = output.split(title, 1)[1].split("────", 2)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        if len(cells) > 3 and cells[0] == "8":
+            rows[cells[1]] = cells[2:]
+    return rows
+
+
+def _curve(output: str, header: str) -> dict[str, dict[float, float]]:
+    """run -> {epoch: value} from the lines printed under one curve's header."""
+    section = output.split(header, 1)[1].split("curve:", 1)[0]
+    curves = {}
+    for line in section.splitlines():
+        match = re.match(r"\s*(\S+)\s+((?:\d+: \d\.\d{4}(?:, )?)+)", line)
+        if match:
+            points = re.findall(r"(\d+): (\d\.\d{4})", match.group(2))
+            curves[match.group(1)] = {float(e): float(v) for e, v in points}
+    return curves
+
+
+def test_quick_demo_prints_what_the_database_holds(tmp_path):
+    root = tmp_path / "demo"
+    output = _demo(root)
+    assert "8 new job(s) for 4 runs" in output
+    stored = _stored(root / "evalsuite.db")
+    runs = {run for run, _, _ in stored}
+    assert runs == {"lora-r8-code", "rasa-r8-code", "lora-r8-math", "rasa-r8-math"}
+
+    code = _table_rows(output, "Table 1 (code, HumanEval+)")
+    for method, run in (("LoRA", "lora-r8-code"), ("RaSA", "rasa-r8-code")):
+        # columns: Time, PASS@1 BEST, PASS@1 LAST, PASS@10 BEST, PASS@10 LAST, #params, #extra
+        cells = code[method]
+        for offset, metric in ((1, "pass@1"), (3, "pass@10")):
+            by_epoch = stored[(run, "humaneval_plus", metric)]
+            assert float(cells[offset]) == pytest.approx(100 * max(by_epoch.values()), abs=0.05)
+            last = by_epoch[max(by_epoch)]
+            assert float(cells[offset + 1]) == pytest.approx(100 * last, abs=0.05)
+    math = _table_rows(output, "Table 2 (math, MATH)")
+    for method, run in (("LoRA", "lora-r8-math"), ("RaSA", "rasa-r8-math")):
+        by_epoch = stored[(run, "math", "acc")]
+        assert float(math[method][1]) == pytest.approx(100 * max(by_epoch.values()), abs=0.05)
+
+    # the forgetting curves' numbers: every epoch's stored mean, printed to 4 decimals
+    for domain in ("code", "math"):
+        printed = _curve(output, f"curve: forgetting forgetting_score by epoch ({domain} runs)")
+        assert set(printed) == {f"lora-r8-{domain}", f"rasa-r8-{domain}"}
+        for run, points in printed.items():
+            by_epoch = stored[(run, "forgetting", "forgetting_score")]
+            assert points == pytest.approx(by_epoch, abs=1e-4)
+            assert 0 < max(by_epoch.values()) < 1  # chance-level multiple choice
+
+    again = _demo(root)  # everything built and scored already
+    assert "0 new job(s) for 4 runs" in again
+    assert "building the tiny base model" not in again
+    assert _stored(root / "evalsuite.db") == stored
