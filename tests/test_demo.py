@@ -50,9 +50,11 @@ def _stored(db: Path) -> dict[tuple[str, str, str], dict[float, float]]:
 
 def _table_rows(output: str, title: str) -> dict[str, list[str]]:
     """Method -> the cells of its row, from the Markdown table under ``title``."""
-    section = output.split(title, 1)[1].split("────", 2)[1]
+    after = output.split(title, 1)[1].split("\n", 1)[1]  # past the rest of the rule line
     rows = {}
-    for line in section.splitlines():
+    for line in after.splitlines():
+        if "────" in line:  # the next section's rule
+            break
         cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
         if len(cells) > 3 and cells[0] == "8":
             rows[cells[1]] = cells[2:]
