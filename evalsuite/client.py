@@ -20,10 +20,13 @@ JSON = dict[str, Any]
 class ApiError(EvalsuiteError):
     """A request to the results service failed; ``status`` is None when nothing answered."""
 
-    def __init__(self, message: str, status: int | None = None, url: str = "") -> None:
+    def __init__(
+        self, message: str, status: int | None = None, url: str = "", detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.url = url
+        self.detail = detail or message  # the server's own explanation, when it gave one
 
 
 class ApiClient:
@@ -72,6 +75,7 @@ class ApiClient:
                 f"{method} {full} -> {response.status_code}: {detail}{hint}",
                 status=response.status_code,
                 url=full,
+                detail=str(detail),
             )
         if response.status_code == 204 or not response.content:
             return None

@@ -13,8 +13,9 @@ import sys
 
 import streamlit as st
 
-from evalsuite.dashboard.data import Conn, get, guarded, unreachable_banner
-from evalsuite.dashboard.reader import ApiError, ApiUnreachable, api_url_from_env
+from evalsuite.client import ApiError
+from evalsuite.dashboard.data import Conn, get, guarded, show_api_error
+from evalsuite.dashboard.reader import api_url_from_env
 
 PAGES = {
     "leaderboard": "Leaderboard",
@@ -74,11 +75,8 @@ def main() -> None:
     conn, page = _sidebar()
     try:
         health = get(conn, "health")
-    except ApiUnreachable as e:
-        unreachable_banner(conn.url, e)
-        return
     except ApiError as e:
-        st.error(f"The results API at {conn.url} answered {e.status}: {e.detail}")
+        show_api_error(conn.url, e)
         return
     st.sidebar.caption(
         f"API {health.get('version', '?')} · {health.get('database', '?')} · "

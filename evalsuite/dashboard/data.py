@@ -12,9 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from evalsuite.dashboard.reader import ApiError, ApiUnreachable, Reader
+from evalsuite.client import ApiClient, ApiError
 
 TTL_S = 30
+TIMEOUT_S = 10.0  # a page waits no longer than this for the API
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,15 @@ class Conn:
     url: str
     token: str | None = None
 
-    def reader(self) -> Reader:
-        return Reader(self.url, self.token)
+    def reader(self) -> ApiClient:
+        return ApiClient(self.url, self.token, timeout=TIMEOUT_S)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def fetch(url: str, token: str | None, call: str, *args: Any) -> Any:
-    """``Reader.<call>(*args)`` against ``url``, cached."""
-    with Reader(url, token) as reader:
-        return getattr(reader, call)(*args)
+    """``ApiClient.<call>(*args)`` against ``url``, cached."""
+    with ApiClient(url, token, timeout=TIMEOUT_S) as client:
+        return getattr(client, call)(*args)
 
 
 def get(conn: Conn, call: str, *args: Any) -> Any:
@@ -51,19 +52,20 @@ def unreachable_banner(url: str, error: Exception) -> None:
     )
 
 
-def api_error_banner(error: ApiError) -> None:
-    """The service answered with an error: show its own explanation."""
-    st.error(f"The results API answered {error.status}: {error.detail}")
+def show_api_error(url: str, error: ApiError) -> None:
+    """Nothing answered (no status): how to reach the API; else the service's explanation."""
+    if error.status is None:
+        unreachable_banner(url, error)
+    else:
+        st.error(f"The results API at {url} answered {error.status}: {error.detail}")
 
 
 def guarded(conn: Conn, page: Any) -> None:
     """Run a page; an unreachable API or an API error becomes a banner, never a traceback."""
     try:
         page(conn)
-    except ApiUnreachable as e:
-        unreachable_banner(conn.url, e)
     except ApiError as e:
-        api_error_banner(e)
+        show_api_error(conn.url, e)
 
 
 def submit_instructions(url: str, domain: str = "code") -> str:

@@ -15,13 +15,13 @@ def _pick_checkpoint(conn: Conn) -> int | None:
     wanted = st.query_params.get("checkpoint")
     if wanted and wanted.isdigit():
         return int(wanted)
-    runs = [r["name"] for r in get(conn, "runs", None)]
+    runs = [r["name"] for r in get(conn, "list_runs")]
     if not runs:
         empty_state(conn.url, "checkpoints")
         return None
     c1, c2 = st.columns(2)
     run = c1.selectbox("Run", runs, key="ck_run")
-    checkpoints = sorted(get(conn, "run", run).get("checkpoints", []), key=lambda c: c["epoch"])
+    checkpoints = sorted(get(conn, "get_run", run).get("checkpoints", []), key=lambda c: c["epoch"])
     if not checkpoints:
         st.info(f"Run {run} has no checkpoint yet.")
         return None
@@ -71,7 +71,7 @@ def render(conn: Conn) -> None:
     checkpoint_id = _pick_checkpoint(conn)
     if checkpoint_id is None:
         return
-    checkpoint = get(conn, "checkpoint", checkpoint_id)
+    checkpoint = get(conn, "get_checkpoint", checkpoint_id)
     st.subheader(
         f"Checkpoint {checkpoint_id}: {checkpoint.get('run')} epoch {checkpoint.get('epoch')}"
     )

@@ -19,7 +19,7 @@ FORGETTING = ("forgetting", "forgetting_score")
 def render(conn: Conn) -> None:
     """Pick runs, plot learning and forgetting; the BEST epoch is starred on both."""
     domain = st.radio("Domain", list(LEARNING), horizontal=True, key="cv_domain")
-    runs = [r["name"] for r in get(conn, "runs", domain)]
+    runs = [r["name"] for r in get(conn, "list_runs", domain)]
     if not runs:
         empty_state(conn.url, f"{domain} runs", domain)
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from evalsuite.client import ApiError
 from evalsuite.dashboard.data import Conn, empty_state, get
-from evalsuite.dashboard.reader import ApiError
 from evalsuite.dashboard.records import JOB_STATUSES, job_rows
 
 JOB_LIMIT = 1000
@@ -29,7 +29,7 @@ def render(conn: Conn) -> None:
     One read per status, each capped at ``JOB_LIMIT`` (the API has no count endpoint and
     lists 100 jobs by default), so a capped count shows as "1000+".
     """
-    by_status = {s: get(conn, "jobs", s, JOB_LIMIT) for s in JOB_STATUSES}
+    by_status = {s: get(conn, "list_jobs", s, None, JOB_LIMIT) for s in JOB_STATUSES}
     message = st.session_state.pop("queue_message", None)
     if message:
         (st.success if message[0] == "success" else st.error)(message[1])
