@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,7 +73,7 @@ def main() -> None:
     opts = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from evalsuite.testing.dashboard_seed import bulk_runs, free_port, live_api, seed, wait_http
+    from evalsuite.testing.dashboard_seed import bulk_runs, live_api, live_dashboard, seed
 
     load_avg = os.getloadavg()[0]
     with (
@@ -85,27 +83,12 @@ def main() -> None:
         started = time.perf_counter()
         seed(api, bulk_runs(opts.runs, opts.epochs))
         seed_s = time.perf_counter() - started
-        port = free_port()
-        command = [sys.executable, "-m", "evalsuite.cli", "dashboard", "--api", api]
-        server = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_stcore/health", server)
-            url = f"http://127.0.0.1:{port}/"
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                cold_s, rows = time_table(browser, url)
-                warm = [time_table(browser, url)[0] for _ in range(opts.warm)]
-                browser.close()
-            anchor_s = api_table_s(api)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)
+        with live_dashboard(api) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            cold_s, rows = time_table(browser, url)
+            warm = [time_table(browser, url)[0] for _ in range(opts.warm)]
+            browser.close()
+        anchor_s = api_table_s(api)
     warm_s = statistics.median(warm)
     verdict = "met" if cold_s < 2.0 else "NOT met"
     lines = [

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +10,7 @@ import pytest
 pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api) is not there")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from evalsuite.testing.dashboard_seed import LLAMA, free_port, known_runs, live_api, seed, wait_http  # noqa: E402
+from evalsuite.testing.dashboard_seed import LLAMA, known_runs, live_api, live_dashboard, seed  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,21 +34,11 @@ def cell(run: str, base: str, column: str) -> str:
 def test_browser_shows_table1(tmp_path):
     with live_api(tmp_path / "results.db") as api:
         seed(api, known_runs())
-        port = free_port()
-        command = [sys.executable, "-m", "evalsuite.cli", "dashboard", "--api", api]
-        server = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_stcore/health", server)
+        with live_dashboard(api) as url:
             with playwright.sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                page.goto(url, wait_until="domcontentloaded")
                 best = page.locator(cell("llama-rasa-r32", LLAMA, "pass@1_best"))
                 best.wait_for(timeout=60_000)
                 assert best.inner_html() == "<b>59.5</b>"
@@ -67,6 +53,3 @@ def test_browser_shows_table1(tmp_path):
                 page.screenshot(path=str(shot), full_page=True)
                 browser.close()
             assert shot.stat().st_size > 10_000
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)

@@ -108,6 +108,27 @@ FAIL_REASON = "CUDA out of memory while loading the base (tried 80.0 GiB); lower
 LEARNING_TASK = {"code": "humaneval_plus", "math": "math"}
 
 
+@contextlib.contextmanager
+def live_dashboard(api_url: str) -> Iterator[str]:
+    """``evalsuite dashboard`` on a free port, reading ``api_url``; yields the page URL."""
+    import signal
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "evalsuite.cli", "dashboard", "--api", api_url,
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # streamlit's own children go down with it
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", server)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
 def _results(task_metrics: dict[str, dict[str, float]], aggregate: float | None) -> dict:
     tasks = {
         task: {
