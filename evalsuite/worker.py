@@ -10,7 +10,6 @@ SIGTERM (or Ctrl-C) stops the current job and hands it back to the queue at once
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -209,8 +208,7 @@ class Worker:
                     self.log(f"{what} failed: {e}")
                     return None
                 self.log(f"{what} failed ({e}); retry {attempt} in {delay:g} s")
-                with contextlib.suppress(Exception):
-                    self.stopping.wait(delay)
+                self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
         return None
 
