@@ -8,6 +8,9 @@ ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 FROM ${VLLM_IMAGE}
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES=1
+# bubblewrap builds the HumanEval+ sandbox's jail (an allowlisted root for generated code)
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md /src/
 COPY tasks /src/tasks
 COPY prompts /src/prompts
@@ -21,8 +24,8 @@ RUN python3 -m pip freeze \
     && python3 -c "import torch, vllm, evalsuite.cli, evalsuite.engines.vllm" \
     && rm -rf /src
 
-# Runs as root, as the vLLM image does: the HumanEval+ sandbox needs root to give each
-# program its own uid (and, with CAP_SYS_ADMIN, its own namespaces; see README, Deployment).
+# Runs as root, as the vLLM image does: the HumanEval+ sandbox gives each program its own
+# uid and cgroup (its jail also needs CAP_SYS_ADMIN or user namespaces; see README).
 ENV HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
 WORKDIR /var/lib/evalsuite
 ENTRYPOINT ["evalsuite", "worker"]

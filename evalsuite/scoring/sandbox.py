@@ -14,17 +14,21 @@ Design (threat model: generated code is hostile until proven otherwise):
   kills on request, caps stdout/stderr, reports each exit. We read each program's records
   straight from a pipe we created (its write end travels to the zygote with the request),
   and ask for a kill as soon as a verdict is known.
-* What confines. As root with namespaces (``ready`` reports what was obtained): the zygote
-  gets new mount/net/IPC namespaces (no network interface up, root filesystem read-only,
-  answers hidden, /tmp private; ``sandbox_mounts``); each child a PID namespace (it is pid 1:
-  its death kills everything it started, and it sees nothing outside), its own /proc and
-  /tmp, its own uid per worker slot (RLIMIT_NPROC binds for it: it does not for root; files
-  of the scorer are out of reach; it cannot signal us), limits on address space, CPU,
-  file size, open files and processes, an empty working directory, no environment, no
-  inherited fds, no new privileges, death with the zygote (``sandbox_child``).
-  Without namespaces (``isolation="basic"``, or not root): own session and process group
-  (killed as a group, plus a kill(-1) sweep as its uid when it has one), and a Python audit
-  hook refusing sockets, ctypes, process control and writes outside its directory. Weaker:
+* What confines (``info`` reports what was obtained). The zygote runs in a bubblewrap jail
+  (``sandbox_jail``): a read-only root holding only the interpreter's and virtualenv's
+  directories, the system libraries and four devices; no network interface; its own IPC
+  and PID namespaces; nothing else of the host, so no host file and no socket file. Each
+  program: a PID namespace of its own (it is pid 1: its death kills everything it
+  started), new mount and IPC namespaces (its own /proc, /tmp and /dev/shm; its SysV
+  segments die with it), its worker slot's cgroup (memory and process limits over all its
+  processes: ``sandbox_cgroup``), as root a uid of its own per slot, as an ordinary user no
+  capabilities; limits on address space, CPU, file size and open files, an empty working
+  directory, no environment, no inherited fds, no new privileges, death with the zygote
+  (``sandbox_child``). As root and as an ordinary user alike (unprivileged user namespaces).
+  Without bwrap or user namespaces (``isolation="basic"``, or ``auto`` where the jail
+  cannot start): own session and process group (killed as a group, plus a kill(-1) sweep
+  as its uid when it has one), the cgroup where one can be made, and a Python audit hook
+  refusing sockets, ctypes, process control and writes outside its directory. Weaker:
   it shares our uid when the interpreter is not readable by others, and can read files.
 
     with Sandbox(tasks, workers=4) as box:
@@ -50,6 +54,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.sandbox_cgroup import CgroupSlots
+from evalsuite.scoring.sandbox_jail import (
+    PACKAGE_DIR,
+    jail_command,
+    python_dirs,
+    readable_by_others,
+    under_tmp,
+)
 from evalsuite.scoring.sandbox_zygote import HEADER
 
 F_SETPIPE_SZ = 1031
@@ -82,6 +94,7 @@ class ExitInfo:
     killed: bool
     output: str
     output_bytes: int
+    peak_memory_bytes: int | None = None  # of the program and all it started (cgroup)
     protocol_error: str | None = None
 
 
@@ -118,6 +131,41 @@ class _Running:
     error: str | None = None
 
 
+_ZYGOTE = [sys.executable, "-m", "evalsuite.scoring.sandbox_zygote"]
+
+
+def _zygote_env() -> dict[str, str]:
+    """The zygote's whole environment: nothing of ours (secrets, proxies) goes in."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(PACKAGE_DIR.parent),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _describe(
+    zygote: dict[str, Any], why_not: str | None, cgroups: CgroupSlots, cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """What confines the programs, as obtained (reported with every score)."""
+    jailed = why_not is None
+    return {
+        **zygote,
+        "namespaces": jailed,
+        "why_not": why_not,
+        "network": "none (empty network namespace)" if jailed else "audit hook",
+        "processes": "PID namespace per program" if jailed else "process group",
+        "filesystem": (
+            "allowlisted read-only root (bubblewrap), private /tmp" if jailed else "audit hook"
+        ),
+        "ipc": "IPC namespace per program" if jailed else "shared",
+        "memory": cgroups.describe(cfg["memory_bytes"], cfg["nproc"]),
+    }
+
+
 class Sandbox:
     """A zygote plus the scorer's side of the protocol; use as a context manager."""
 
@@ -140,35 +188,59 @@ class Sandbox:
         self.workers = workers
         self._scratch = tempfile.mkdtemp(prefix="evalsuite-sandbox-")
         os.chmod(self._scratch, 0o711)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote
+        self._process: subprocess.Popen[bytes] | None = None
+        self._sock = socket.socket()  # replaced in _start; closed in close()
+        self._cgroups = CgroupSlots.create(workers, memory_bytes, nproc)
+        as_root = os.geteuid() == 0
+        env = _zygote_env()
+        dirs = python_dirs(env)
         cfg = {
-            "isolation": isolation,
             "memory_bytes": memory_bytes,
             "file_bytes": file_bytes,
             "nproc": nproc,
-            "hide": [str(Path(p).resolve()) for p in hide],
             "capture_bytes": capture_bytes,
-            "tmp_bytes": 512 * 2**20,
             "job_tmp_bytes": 64 * 2**20,
             "workers": workers,
             "scratch": self._scratch,
+            "as_root": as_root,
+            "tmp_dirs": under_tmp(dirs),
+            "slots": [{"join": s.join, "peak": s.peak} for s in self._cgroups.slots],
         }
+        hidden = [str(Path(p).resolve()) for p in hide]
+        why_not = "not requested" if isolation == "basic" else None
+        try:
+            if why_not is None:
+                try:
+                    jail = jail_command(_ZYGOTE, dirs=dirs, hide=hidden, as_root=as_root)
+                    jailed = {**cfg, "namespaces": True, "slot_uids": as_root}
+                    message = self._start(jail, env, tasks, jailed)
+                except (SandboxError, FileNotFoundError) as e:
+                    if isolation == "namespaces":
+                        why = f"namespace isolation requested but unavailable: {e}"
+                        raise SandboxError(why) from None
+                    why_not = str(e)
+            if why_not is not None:
+                cfg.update(namespaces=False, slot_uids=as_root and readable_by_others(dirs))
+                message = self._start(_ZYGOTE, env, tasks, cfg)
+        except BaseException:
+            self.close()
+            raise
+        self.info: dict[str, Any] = _describe(message[1], why_not, self._cgroups, cfg)
+        self._next_id = 0
+
+    def _start(
+        self, command: list[str], env: dict[str, str], tasks: dict[str, Any], cfg: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """Start a zygote with ``command`` (its last word is the control socket's fd)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.close()
         self._sock, self._inbox = ours, bytearray()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": package_root,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-        }
-        command = [sys.executable, "-m", "evalsuite.scoring.sandbox_zygote", str(theirs.fileno())]
+        self._stderr.seek(0)
+        self._stderr.truncate()
         self._process = subprocess.Popen(
-            command,
-            pass_fds=(theirs.fileno(),),
+            [*command, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(), *self._cgroups.fds),
             env=env,
             cwd="/",
             stdin=subprocess.DEVNULL,
@@ -176,14 +248,8 @@ class Sandbox:
             stderr=self._stderr,
         )
         theirs.close()
-        try:
-            self._send(("init", cfg, tasks))
-            message = self._wait_for("ready", READY_TIMEOUT)
-        except BaseException:
-            self.close()
-            raise
-        self.info: dict[str, Any] = message[1]
-        self._next_id = 0
+        self._send(("init", cfg, tasks))
+        return self._wait_for("ready", READY_TIMEOUT)
 
     # ---- plumbing --------------------------------------------------------------------
     def _send(self, message: tuple[Any, ...], fds: tuple[int, ...] = ()) -> None:
@@ -320,7 +386,7 @@ class Sandbox:
             selector.close()
 
     def close(self) -> None:
-        if self._process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             with contextlib.suppress(OSError):
                 self._send(("quit",))
             try:
@@ -330,6 +396,7 @@ class Sandbox:
                 self._process.wait()
         self._sock.close()
         self._stderr.close()
+        self._cgroups.close()
         for attempt in range(3):
             with contextlib.suppress(OSError):
                 import shutil

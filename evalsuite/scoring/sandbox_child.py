@@ -36,9 +36,10 @@ from typing import Any
 
 from evalsuite.scoring import sandbox_wire as wire
 
-CLONE_NEWNS = 0x00020000
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+CAP_VERSION_3 = 0x20080522
 FLUSH_EVERY = 0.004  # seconds: buffered records reach the scorer this fast, so it can stop us
 TICK = 0.005  # the one timer: flushes records and enforces the per-input time limit
 SETUP_FAILED = 0xFFFFFFFF  # record index: the sandbox itself could not be set up
@@ -76,10 +77,15 @@ _OS_DISABLED = (
 )  # what reliability_guard sets to None in os
 
 
-def _check(result: int, what: str) -> None:
+def call(result: int, what: str) -> None:
+    """Raise OSError for a failed libc call (they return -1 and set errno)."""
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int, data: bytes | None):
+    call(_libc.mount(source, target, fstype, flags, data), f"mount {target.decode()}")
 
 
 class TimeoutException(Exception):
@@ -160,14 +166,11 @@ def _confine(cfg: dict[str, Any], job: dict[str, Any], keep_fd: int, out_fd: int
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    if cfg["namespaces"]:  # pid 1 of a fresh PID namespace: our own /proc and /tmp
-        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-        _check(_libc.mount(b"proc", b"/proc", b"proc", flags, None), "mount /proc")
-        size = f"size={cfg['job_tmp_bytes']},mode=1777".encode()
-        for path in (b"/tmp", b"/var/tmp", b"/dev/shm"):
-            if os.path.isdir(path):
-                _check(_libc.mount(b"tmpfs", path, b"tmpfs", MS_NOSUID | MS_NODEV, size), "tmpfs")
+    if job.get("cgroup"):  # the slot's limits hold for everything this program starts
+        for fd in job["cgroup"]["join"]:
+            os.write(fd, b"0")
+    if cfg["namespaces"]:  # pid 1 of a fresh PID namespace: our own /proc, /tmp and IPC
+        _private_mounts(cfg)
         job["dir"] = "/tmp/work"
         os.mkdir(job["dir"], 0o700)
         if job.get("uid") is not None:
@@ -198,8 +201,10 @@ def _confine(cfg: dict[str, Any], job: dict[str, Any], keep_fd: int, out_fd: int
         os.setgroups([])
         os.setresgid(job["uid"], job["uid"], job["uid"])
         os.setresuid(job["uid"], job["uid"], job["uid"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    elif cfg["namespaces"]:  # root of the jail's user namespace: keep the uid, not its powers
+        _drop_capabilities()
+    call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    call(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
@@ -211,6 +216,46 @@ def _confine(cfg: dict[str, Any], job: dict[str, Any], keep_fd: int, out_fd: int
     random.seed()
     if not cfg["namespaces"]:
         _refuse_in_process(job["dir"])
+
+
+def _private_mounts(cfg: dict[str, Any]) -> None:
+    """New mount and IPC namespaces; this PID namespace's /proc; empty /tmp and /dev/shm.
+
+    The IPC namespace dies with the program, and with it any shared memory segment,
+    semaphore or message queue it made. An allowed directory under /tmp (a checkout or
+    virtualenv there) is bound back over the fresh tmpfs, read-only.
+    """
+    call(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS | CLONE_NEWIPC)")
+    _mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    kept = [(d, os.open(d, os.O_PATH | os.O_DIRECTORY)) for d in cfg["tmp_dirs"]]
+    size = f"size={cfg['job_tmp_bytes']},mode=1777".encode()
+    for path in (b"/tmp", b"/dev/shm"):
+        _mount(b"tmpfs", path, b"tmpfs", MS_NOSUID | MS_NODEV, size)
+    for d, fd in kept:
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        target = d.encode()
+        _mount(f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV  # locked ones kept
+        _mount(b"none", target, None, flags, None)
+        os.close(fd)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+
+def _drop_capabilities() -> None:
+    """Empty bounding, effective, permitted and inheritable sets (ambient follows)."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        call(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(CAPBSET_DROP, {cap})")
+    data = (_CapData * 2)()
+    call(_libc.capset(ctypes.byref(_CapHeader(CAP_VERSION_3, 0)), data), "capset")
 
 
 def _refuse_in_process(workdir: str) -> None:

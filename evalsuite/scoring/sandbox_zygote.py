@@ -6,20 +6,17 @@ The zygote is started from scratch with an empty environment and is sent only wh
 programs may see (inputs, entry points, time limits); it imports numpy and the usual
 modules once, so forking a child costs about a millisecond instead of an interpreter start.
 
-Isolation it sets up, when it runs as root and the kernel allows (``ready`` reports what
-was actually obtained):
+Where the scorer could build one, the zygote runs inside the bubblewrap jail
+(``sandbox_jail``: an allowlisted read-only root, no network, its own IPC and PID
+namespaces). Per program it then adds a new PID namespace (the child is its pid 1: when
+it dies the kernel kills everything it started, daemons included, and it cannot see or
+signal anything outside); the child itself takes new mount and IPC namespaces, its own
+/proc and /tmp, its slot's cgroup, and a uid of its own (as root) or no capabilities (as
+an ordinary user); see ``sandbox_child``.
 
-* once, for itself and so for every child: new mount, network and IPC namespaces; a
-  private tmpfs over /tmp, /var/tmp and /dev/shm; the dataset and answer caches hidden
-  under empty read-only tmpfs; the root filesystem read-only. No network interface is up.
-* per child: a new PID namespace (the child is its pid 1: when it dies the kernel kills
-  everything it started, daemons included, and it cannot see or signal anything outside),
-  its own /proc, and a uid of its own (a fresh uid per worker slot, so RLIMIT_NPROC binds
-  and files outside its directory are out of reach).
-
-Without namespaces (not root), each child gets its own session, is killed by process group
-plus (as root) a kill(-1) sweep as its uid, and refuses network and process control at the
-Python audit layer (see ``sandbox_child``): weaker, and reported as such.
+Without the jail (``isolation="basic"``, or bwrap unusable here), each child gets its own
+session, is killed by process group plus (as root) a kill(-1) sweep as its uid, and
+refuses network and process control at the Python audit layer: weaker, and reported so.
 
 Protocol on the control socket (length-prefixed pickles; both ends are trusted code):
 in: ``("run", id, job)`` with the result pipe's write end attached, ``("kill", id)``,
@@ -45,13 +42,8 @@ import time
 from typing import Any
 
 from evalsuite.scoring import sandbox_child
-from evalsuite.scoring.sandbox_mounts import (
-    CLONE_NEWPID,
-    call,
-    probe_namespaces,
-    readable_by_others,
-    setup_namespaces,
-)
+from evalsuite.scoring.sandbox_cgroup import read_peak, reset_peak
+from evalsuite.scoring.sandbox_child import CLONE_NEWPID, call
 
 HEADER = struct.Struct("<I")
 PRELOAD = (  # imported once here, so programs that import them do not pay for it
@@ -114,35 +106,28 @@ class Zygote:
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self, cfg: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Take the configuration; the jail (if any) was made by the scorer around us."""
         self.cfg, self.tasks = cfg, tasks
-        info: dict[str, Any] = {"root": os.geteuid() == 0}
-        want = cfg["isolation"]
-        why_not = probe_namespaces() if want in ("auto", "namespaces") else "not requested"
-        if want == "namespaces" and why_not:
-            raise RuntimeError(f"namespace isolation requested but unavailable: {why_not}")
-        self.namespaces = why_not is None
-        self.cfg = {**cfg, "namespaces": self.namespaces}
+        self.namespaces = cfg["namespaces"]
         if self.namespaces:
-            setup_namespaces(cfg["hide"], cfg["tmp_bytes"])
             self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
         else:
             self.jobs_root = os.path.join(cfg["scratch"], "jobs")
             os.makedirs(self.jobs_root, mode=0o711, exist_ok=True)
-        # another uid per slot as root; without namespaces only if it can still import
-        drop = info["root"] and (self.namespaces or readable_by_others())
+        # another uid per slot as root (in the jail, or outside it if it can still import);
+        # as an ordinary user there is one uid: programs lose their capabilities instead
+        drop = cfg["slot_uids"]
         self.uid_base = 0x40000000 + secrets.randbelow(1 << 20) * 256 if drop else None
         self.free_slots = list(range(cfg["workers"]))
-        info.update(
-            namespaces=self.namespaces,
-            why_not=why_not,
-            network="none (empty network namespace)" if self.namespaces else "audit hook",
-            processes="PID namespace per program" if self.namespaces else "process group",
-            filesystem=(
-                "read-only root, private /tmp, data hidden" if self.namespaces else "audit hook"
-            ),
-            uid="own uid per worker slot" if drop else "same uid as the scorer",
-            nproc=f"{cfg['nproc']} (binds: unprivileged uid)" if drop else "does not bind",
-        )
+        if self.namespaces:
+            uid = "own uid per worker slot" if drop else "one uid, no capabilities"
+        else:
+            uid = "own uid per worker slot" if drop else "same uid as the scorer"
+        info: dict[str, Any] = {
+            "root": cfg["as_root"],
+            "uid": uid,
+            "nproc": f"{cfg['nproc']} (binds: unprivileged uid)" if drop else "shared",
+        }
         for name in PRELOAD:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
@@ -162,6 +147,9 @@ class Zygote:
                 os.chown(job_dir, uid, uid)
         out_r, out_w = os.pipe()
         child = {**job, "dir": job_dir, "uid": uid, "result_fd": result_w, "out_fd": out_w}
+        child["cgroup"] = cgroup = self.cfg["slots"][slot] if self.cfg["slots"] else None
+        if cgroup is not None:
+            reset_peak(cgroup["peak"])
         task = self.tasks.get(job.get("task", ""))
         if self.namespaces:
             call(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
@@ -216,6 +204,10 @@ class Zygote:
                 os._exit(0)
         os.waitpid(pid, 0)
 
+    def peak(self, slot: int) -> int | None:
+        """The slot's memory peak over the program just ended (all its processes)."""
+        return read_peak(self.cfg["slots"][slot]["peak"]) if self.cfg["slots"] else None
+
     def drain(self, job: dict[str, Any]) -> None:
         while True:
             try:
@@ -269,6 +261,7 @@ class Zygote:
                         "killed": job["killed"],
                         "output": bytes(job["output"]).decode("utf-8", "replace"),
                         "output_bytes": job["output_bytes"],
+                        "peak_memory_bytes": self.peak(job["slot"]),
                     },
                 )
             )
