@@ -357,3 +357,20 @@ def test_slots_left_by_a_killed_scorer_are_removed() -> None:
     with Sandbox({}, workers=1) as box:
         assert box.info["memory"].startswith("cgroup v1")
         assert not stale.exists()
+
+
+@pytest.mark.parametrize("bwrap", [None, "/bin/false"], ids=["missing", "refused"])
+def test_without_a_jail_auto_falls_back_and_namespaces_refuses(monkeypatch, bwrap) -> None:
+    """No bwrap, or one that cannot start (user namespaces disabled): basic mode, said so."""
+    from evalsuite.scoring import sandbox_jail
+    from evalsuite.scoring.sandbox import SandboxError
+
+    monkeypatch.setattr(sandbox_jail, "bwrap_path", lambda: bwrap)
+    results, info = run({"whoami": probe_programs([], "", [])["whoami"]})
+    assert info["namespaces"] is False and info["why_not"]
+    if bwrap is None:
+        assert "apt-get install bubblewrap" in info["why_not"]
+    pids = json.loads(results["whoami"][1].strip().splitlines()[-1])["pids"]
+    assert len([p for p in pids if p.isdigit()]) > 1  # the host's processes: no jail indeed
+    with pytest.raises(SandboxError, match="namespace isolation requested but unavailable"):
+        Sandbox({}, workers=1, isolation="namespaces")

@@ -248,8 +248,12 @@ class Sandbox:
             stderr=self._stderr,
         )
         theirs.close()
-        self._send(("init", cfg, tasks))
-        return self._wait_for("ready", READY_TIMEOUT)
+        try:
+            self._send(("init", cfg, tasks))
+            return self._wait_for("ready", READY_TIMEOUT)
+        except OSError as e:  # it died before it could listen (a jail that cannot start)
+            self._process.wait()
+            raise SandboxError(f"the sandbox zygote exited ({e}){self._stderr_tail()}") from None
 
     # ---- plumbing --------------------------------------------------------------------
     def _send(self, message: tuple[Any, ...], fds: tuple[int, ...] = ()) -> None:
@@ -262,7 +266,10 @@ class Sandbox:
             self._sock.sendall(blob)
 
     def _messages(self) -> list[tuple[Any, ...]]:
-        data = self._sock.recv(1 << 20)
+        try:
+            data = self._sock.recv(1 << 20)
+        except ConnectionResetError:
+            data = b""
         if not data:
             raise SandboxError(f"the sandbox zygote exited{self._stderr_tail()}")
         self._inbox += data
