@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from conftest import requires_vllm
@@ -147,7 +146,7 @@ def test_loglikelihood_greedy_flag_matches_transformers_argmax(hf_engine, vllm_e
 def test_a_killed_engine_is_reported_with_its_signal(tiny_base):
     engine = EngineProcess(EngineSpec("hf", str(tiny_base)))
     os.kill(engine._proc.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    engine._proc.join()  # dead and reaped: the state the next call must report
     with pytest.raises(EngineError, match=r"SIGKILL.*out-of-memory.*resume"):
         engine.generate([GenerationRequest("def f():", max_tokens=4)])
     engine.close()

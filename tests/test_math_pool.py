@@ -1,7 +1,7 @@
 """Never a hang: the kill-on-timeout pool, and pathological answers through grade_math.
 
-No wall-clock assertion beyond a generous guard that the kill works: a batch of items that
-each run for ever must come back within timeout * len + 30 s.
+No wall-clock assertion: that the kill works shows in the outcome itself (items that run
+for ever come back as ``timeout``, and the call returns at all).
 """
 
 from __future__ import annotations
@@ -56,11 +56,9 @@ def test_pool_keeps_order_and_values():
 def test_pool_kills_replaces_and_goes_on(start_method):
     tasks = ["a", "hang", "b", "sleep", "crash", "raise", "unpicklable", "c", "pid", "pid"]
     seen = []
-    start = time.monotonic()
     with KillingPool(behave, workers=2, timeout=1.0, start_method=start_method) as pool:
         results = pool.map(tasks, on_result=lambda i, r: seen.append(i))
         replaced = pool.replaced
-    assert time.monotonic() - start < 1.0 * len(tasks) + 30
     status = [r.status for r in results]
     assert status == ["ok", "timeout", "ok", "timeout", "error", "error", "error", "ok", "ok", "ok"]
     assert "exit code 3" in results[4].error and "bad task" in results[5].error
@@ -104,10 +102,7 @@ def test_pathological_answers_finish_as_timeout_or_wrong(mode):
         for name, text in PATHOLOGICAL.items()
     ]
     items.append({"id": "sane", "prediction": "The answer is: 5", "gold": "5"})
-    start = time.monotonic()
     report = grade_math(items, mode=mode, workers=2, timeout=timeout)
-    took = time.monotonic() - start
-    assert took < timeout * len(items) + 30  # the kill worked; nothing hung
     outcome = {s.id: (s.status, getattr(s, mode)) for s in report.samples}
     print(f"\n{mode}: {outcome}")
     for name in PATHOLOGICAL:

@@ -190,7 +190,6 @@ def test_sigterm_hands_the_job_back(service, runs, tiny_base, tmp_path):
     worker = _worker(service, tmp_path / "jobs", "--lease", "600")
     _wait_for(lambda: _running_job(client, job_id), 120, "the claim")
     family = _wait_for(lambda: _engine_started(worker.pid), 120, "the job's engine")
-    started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 0, out
@@ -199,7 +198,6 @@ def test_sigterm_hands_the_job_back(service, runs, tiny_base, tmp_path):
     # back in the queue now, not after the 600 s lease; the attempt is not held against it
     assert job["status"] == "PENDING" and job["worker_id"] is None, job
     assert job["attempts"] == 0
-    assert time.monotonic() - started < 600
     assert "handed back to the queue" in out
 
 
