@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -145,10 +146,88 @@ def test_partial_run_and_unknown_run_cannot_decide(seeded):
     assert missing.exit_code == 2 and "404" in missing.stdout
 
 
-def test_wait_returns_once_jobs_are_done(seeded):
+def _pending_run(url: str, name: str, tmp: Path) -> tuple[ApiClient, int, Path]:
+    """A run whose one checkpoint (equal to base@1) waits in the queue; its job id and dir."""
+    api = ApiClient(url, token=TOKEN)
+    api.create_run(name=name, method="lora", r=8, domain="math", base_model="tiny")
+    out = write_results_dir(tmp / name, _tasks())
+    answer = api.register_checkpoint(
+        name, epoch=1, step=1, uri=str(out), sha256=f"{name}1", final=True, suites=["math"]
+    )
+    return api, answer["jobs"][0]["id"], out
+
+
+def _claim(api: ApiClient, job_id: int) -> None:
+    job = api.claim("w", lease_s=60)
+    assert job is not None and job["id"] == job_id, job  # the queue holds only this one
+
+
+def _complete(api: ApiClient, job_id: int, out: Path) -> None:
+    _claim(api, job_id)
+    results = json.loads((out / "results.json").read_text())
+    samples = {t: read_jsonl(out / f"samples_{t}.jsonl") for t in results["tasks"]}
+    api.complete(job_id, "w", results, samples)
+
+
+def _watched_wait(monkeypatch, pending_seen: threading.Event) -> None:
+    """The gate's wait, polling every 50 ms, saying when it has seen the job unfinished."""
+    from evalsuite import gate as gate_cli
+    from evalsuite.gating import api_source
+
+    def wait(client, run, timeout_s, poll_s=10.0):
+        list_jobs = client.list_jobs
+
+        def watched(**kwargs):
+            jobs = list_jobs(**kwargs)
+            if any(j["status"] in ("PENDING", "RUNNING") for j in jobs):
+                pending_seen.set()
+            return jobs
+
+        client.list_jobs = watched
+        return api_source.wait_for_jobs(client, run, timeout_s, poll_s=0.05)
+
+    monkeypatch.setattr(gate_cli, "wait_for_jobs", wait)
+
+
+def test_wait_returns_once_a_job_finishes_during_it(seeded, monkeypatch, tmp_path):
     url, _ = seeded
-    result = _cli("--api", url, "--candidate", "same", "--baseline", "base@1", "--wait", "5")
-    assert result.exit_code == 0, result.stdout
+    api, job_id, out = _pending_run(url, "late", tmp_path)
+    seen = threading.Event()
+    _watched_wait(monkeypatch, seen)
+    result: list = []
+    args = ("--api", url, "--candidate", "late", "--baseline", "base@1", "--wait", "600")
+    gate_thread = threading.Thread(target=lambda: result.append(_cli(*args)))
+    gate_thread.start()
+    try:
+        assert seen.wait(120), "the gate never looked at the queue"
+        assert result == []  # still waiting: the job is not done
+        _complete(api, job_id, out)
+    finally:
+        gate_thread.join(600)
+    assert result and result[0].exit_code == 0, result[0].stdout if result else "no result"
+    assert {c["status"] for c in json.loads(result[0].stdout)["checks"]} == {"pass"}
+
+
+def test_wait_refuses_a_failed_job(seeded, tmp_path):
+    url, _ = seeded
+    api, job_id, _ = _pending_run(url, "broken", tmp_path)
+    while api.get_job(job_id)["status"] != "FAILED":  # every attempt fails
+        _claim(api, job_id)
+        api.fail(job_id, "w", "engine out of memory")
+    result = _cli("--api", url, "--candidate", "broken", "--baseline", "base@1", "--wait", "60")
+    assert result.exit_code == 2, result.stdout
+    assert "has failed jobs" in result.stdout and "engine out of memory" in result.stdout
+
+
+def test_wait_gives_up_after_its_timeout(seeded, tmp_path):
+    url, _ = seeded
+    api, job_id, out = _pending_run(url, "stuck", tmp_path)
+    try:
+        result = _cli("--api", url, "--candidate", "stuck", "--baseline", "base@1", "--wait", "1")
+        assert result.exit_code == 2, result.stdout
+        assert "still has 1 unfinished jobs after 1 s" in result.stdout
+    finally:
+        _complete(api, job_id, out)  # leaves the queue empty for the next test
 
 
 def test_service_samples_are_the_files_rows(seeded, monkeypatch):
