@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 from evalsuite.testing.checkpoints import trainer_dir, write_lora, write_mora, write_rasa
 from evalsuite.testing.tiny_model import TARGET_MODULES, build_tiny_llama
