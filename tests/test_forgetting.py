@@ -100,8 +100,10 @@ def _run(base, adapter, out, engine):
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=out.parent,  # outside any git checkout, as a user's run directory often is
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "not a git repository" not in done.stderr  # lm-eval's git call stays quiet
 
 
 def _compare(out: Path, direct: dict) -> None:

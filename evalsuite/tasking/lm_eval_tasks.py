@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,27 @@ def prepare_lm_eval_task(spec: TaskSpec, data_dir: Path | None, limit: int | Non
     return task, TaskData(docs, ids, digest, origin, len(task.eval_docs))
 
 
+def _git_hash_quietly() -> str | None:
+    """lm-eval's ``get_git_commit_hash`` without git's stderr.
+
+    lm-eval asks ``git describe`` for the commit of the current directory for every task;
+    outside a checkout git prints "fatal: not a git repository" once per task, which a
+    user of ``evalsuite eval`` would take for an error of ours. Same answer, no noise.
+    """
+    try:
+        out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+    return out.strip().decode()
+
+
 def run_lm_eval_task(spec: TaskSpec, task, engine: Engine, limit: int | None, seed: int) -> dict:
     """simple_evaluate over our engine; returns a JSON-able record (metrics, samples)."""
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
+
+    lm_eval.evaluator.get_git_commit_hash = _git_hash_quietly
 
     from evalsuite.engines.lm_eval_bridge import EngineLM
 
