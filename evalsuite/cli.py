@@ -202,7 +202,7 @@ def eval_(
         int | None, typer.Option(help="First N documents per task; results marked partial.")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Local copies of the data (layout of shared/data).")
+        Path | None, typer.Option(help="Local copies of the data (layout: docs/data.md).")
     ] = None,
     n_samples: Annotated[int | None, typer.Option(help="Override samples per prompt.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Override the token budget.")] = None,

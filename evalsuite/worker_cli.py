@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Model dtype (default: the base's).")
         ] = None,
         data_dir: Annotated[
-            Path | None, typer.Option(help="Local copies of the data (layout of shared/data).")
+            Path | None, typer.Option(help="Local copies of the data (layout: docs/data.md).")
         ] = None,
         task_dir: Annotated[
             list[Path] | None, typer.Option(help="Extra directory of task YAML files.")

@@ -69,7 +69,7 @@ def _read_hf(spec: TaskSpec) -> tuple[list[dict[str, Any]], str, str]:
             for name in (names if isinstance(names, list) else [names])
         ]
     except Exception as e:  # offline, unknown id, ...: all mean "not available here"
-        hint = f" (layout of ../shared/data: {spec.data.local})" if spec.data.local else ""
+        hint = f" ({spec.data.local}; layout: docs/data.md)" if spec.data.local else ""
         raise TaskError(
             f"task {spec.name}: the public dataset {hf.get('path')!r} could not be loaded "
             f"({type(e).__name__}: {e}); pass --data-dir DIR with a local copy{hint}"

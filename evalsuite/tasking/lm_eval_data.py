@@ -4,7 +4,7 @@ Each loader returns the splits in the schema of the public dataset lm-eval downl
 (allenai/ai2_arc, Rowan/hellaswag, allenai/winogrande), so lm-eval's own task definition
 (prompt, choices, target, process_docs) runs on them unchanged. Errors name file and line.
 
-HellaSwag's text form (context line, gold, four endings; see shared/data/SOURCES.md) has lost
+HellaSwag's text form (context line, gold, four endings; see docs/data.md) has lost
 the ctx_a / ctx_b split: the whole context goes into ctx_a and ctx_b is empty, so lm-eval's
 ``ctx_b.capitalize()`` cannot apply. Contexts whose ctx_b starts in lower case (most
 ActivityNet rows) therefore differ from lm-eval's by that one letter; the original jsonl

@@ -67,7 +67,7 @@ def prepare_lm_eval_task(spec: TaskSpec, data_dir: Path | None, limit: int | Non
     except Exception as e:  # dataset download refused offline, and the like
         raise TaskError(
             f"task {spec.name}: lm-eval could not load its documents ({type(e).__name__}: {e}); "
-            "pass --data-dir DIR with local copies (layout of shared/data)"
+            "pass --data-dir DIR with local copies (layout: docs/data.md)"
         ) from e
     digest = hashlib.sha256(json.dumps(docs, sort_keys=True, default=str).encode()).hexdigest()
     ids = [str(i) for i in range(len(docs))]
