@@ -1,9 +1,9 @@
 """The demo's data: a handful of problems per task, written for the demo, in each task's format.
 
-The files land in the layout of ``--data-dir`` (``shared/data``), so the demo runs the real
-task definitions (prompts, sampling, stop strings, scorers) unchanged, only on other
-documents. With ``--data-dir`` the demo instead takes a fixed subset of the real files: the
-first few documents of each, copied in the same format.
+The files land in the ``--data-dir`` layout (docs/data.md), so the demo runs the real task
+definitions (prompts, sampling, stop strings, scorers) unchanged, only on other documents.
+With ``--data-dir`` the demo instead takes a fixed subset of the real files: the first few
+documents of each, copied in the same format.
 """
 
 from __future__ import annotations
@@ -166,16 +166,28 @@ _SUBSET_FILES = {
     "winogrande/dev.jsonl": 1,
     "winogrande/dev-labels.lst": 1,
 }
+# what the loaders also accept (evalsuite/tasking/lm_eval_data.py): the original HellaSwag
+# jsonl, read instead of the text form when present; WinoGrande without its labels file
+_HELLASWAG_JSONL = "hellaswag/hellaswag_val.jsonl"
+_OPTIONAL = {"winogrande/dev-labels.lst"}
+
+
+def _subset_files(source: Path) -> dict[str, int]:
+    files = dict(_SUBSET_FILES)
+    if (source / _HELLASWAG_JSONL).is_file():
+        del files["hellaswag/hellaswag_val_full.txt.bz2"]
+        files[_HELLASWAG_JSONL] = 1
+    return {n: k for n, k in files.items() if n not in _OPTIONAL or (source / n).is_file()}
 
 
 def write_subset(source: Path, root: Path, per_task: int) -> Path:
     """The first ``per_task`` documents of each real data file, in the same format."""
-    for name, lines_per_doc in _SUBSET_FILES.items():
+    for name, lines_per_doc in _subset_files(source).items():
         src = source / name
         if not src.is_file():
             raise FileNotFoundError(
-                f"{src} not found: --data-dir must hold the layout of shared/data "
-                "(see tasks/README.md)"
+                f"{src} not found: --data-dir must hold the evaluation data in the layout "
+                "described in docs/data.md"
             )
         keep = per_task * lines_per_doc
         text = _read_text(src)
