@@ -1,7 +1,8 @@
 """The FastAPI application factory: ``create_app(settings)``.
 
 Routers are listed once, in ``evalsuite.api.routers.ROUTERS``; errors of the store map to
-4xx codes with a JSON ``{"detail": "..."}`` that says what was wrong.
+4xx codes with a JSON ``{"detail": "..."}`` that says what was wrong. Tokens and the limits
+on request bodies are enforced in front of FastAPI, by ``evalsuite.api.guard``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evalsuite import __version__
+from evalsuite.api.guard import RequestGuard
 from evalsuite.api.routers import include_routers
 from evalsuite.api.settings import Settings
 from evalsuite.store import Database
@@ -82,4 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings.database_url)
     _install_error_handlers(app)
     include_routers(app)
+    # in front of the app: FastAPI's body parsing and the handlers all run after it
+    app.add_middleware(RequestGuard, settings=settings, routes=app.routes)
     return app
