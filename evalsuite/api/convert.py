@@ -1,9 +1,23 @@
-"""Table rows to response bodies (the names the contract uses, not the column names)."""
+"""Table rows to response bodies (the names the contract uses, not the column names).
+
+Free-form JSON (run metadata, job options, samples rows) passes through
+:func:`evalsuite.api.jsondepth.readable`: a value stored before the API refused deep JSON
+would otherwise make every read that includes it a 500.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from evalsuite.api import schemas
+from evalsuite.api.jsondepth import readable
+from evalsuite.api.settings import JSON_DEPTH_CEILING
 from evalsuite.store import models
+
+
+def free_form(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """A stored JSON object as the response can carry it (``{}`` for none)."""
+    return readable(value or {}, JSON_DEPTH_CEILING, what)
 
 
 def run(row: models.Run) -> schemas.Run:
@@ -20,7 +34,7 @@ def run(row: models.Run) -> schemas.Run:
         trainable_params=row.trainable_params,
         extra_params=row.extra_params,
         train_time_s=row.train_time_s,
-        metadata=row.meta or {},
+        metadata=free_form(row.meta, "run's metadata"),
         created_at=row.created_at,
     )
 
@@ -69,5 +83,5 @@ def job_claim(row: models.Job) -> schemas.JobClaim:
         checkpoint_sha256=ckpt.sha256,
         base_model=ckpt.run.base_model.name,
         base_model_path=ckpt.run.base_model.path,
-        options=row.options or {},
+        options=free_form(row.options, "job's options"),
     )

@@ -53,4 +53,10 @@ def get_samples(
     rows = session.scalars(
         select(models.Sample).where(*where).order_by(models.Sample.id).limit(limit).offset(offset)
     )
-    return SamplePage(total=total, items=[Sample.model_validate(r) for r in rows])
+    return SamplePage(total=total, items=[_sample(r) for r in rows])
+
+
+def _sample(row: models.Sample) -> Sample:
+    sample = Sample.model_validate(row)
+    sample.record = convert.free_form(sample.record, "samples row")
+    return sample
