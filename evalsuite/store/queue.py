@@ -49,7 +49,11 @@ def list_jobs(session: Session, status: str | None, run: str | None, limit: int)
 
 
 def expire_leases(session: Session, now: datetime) -> int:
-    """RUNNING jobs whose lease ran out: back to PENDING, or FAILED when attempts are used up."""
+    """RUNNING jobs whose lease ran out: back to PENDING, or FAILED when attempts are used up.
+
+    A job back in PENDING keeps ``worker_id``, the worker whose lease ran out: its results
+    are still accepted by :func:`complete` until another worker claims the job.
+    """
     stale = select(Job.id).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
     if session.get_bind().dialect.name == "postgresql":
         stale = stale.with_for_update(skip_locked=True)
@@ -65,7 +69,7 @@ def expire_leases(session: Session, now: datetime) -> int:
             .where(Job.id.in_(ids), attempts_left)
             .values(
                 status=status,
-                worker_id=None,
+                worker_id=Job.worker_id if not exhausted else None,
                 lease_expires_at=None,
                 error=Job.error if not exhausted else "lease expired on the last attempt",
                 finished_at=now if exhausted else None,
@@ -97,6 +101,17 @@ def claim(session: Session, worker_id: str, lease_s: float) -> Job | None:
 def _not_yours(job: Job, worker_id: str) -> Conflict:
     if job.status in (JobStatus.FINISHED, JobStatus.FAILED):
         return Conflict(f"job {job.id} is already {job.status}; stop working on it")
+    if job.status == JobStatus.PENDING and job.worker_id == worker_id:
+        return Conflict(
+            f"job {job.id}'s lease ran out and it is back in the queue (PENDING); stop "
+            "working on it (its results are still accepted until another worker claims it)"
+        )
+    if job.status == JobStatus.PENDING:
+        return Conflict(
+            f"job {job.id} is PENDING and not held by {worker_id!r} (it was never claimed by "
+            "it, or was failed or released since): claim a job with POST /v1/jobs/claim "
+            "before reporting on it"
+        )
     holder = f"worker {job.worker_id!r}" if job.worker_id else "no worker"
     return Conflict(
         f"job {job.id} is {job.status} and held by {holder}, not {worker_id!r}: the lease "
@@ -122,8 +137,10 @@ def complete(
 ) -> Job:
     """Store the results and finish the job; a FINISHED job stays as it is (idempotent).
 
-    Results from a worker whose lease ran out are still accepted while nobody else holds
-    the job, since they are as good as anyone's; a job another worker now holds is theirs.
+    Only the worker that claimed the job may complete it: the one holding it (RUNNING), or
+    the one whose lease ran out while nobody has claimed the job since (PENDING, the
+    ``worker_id`` kept by :func:`expire_leases`), since its results are as good as anyone's.
+    A job nobody claimed, or another worker now holds, is not the caller's to complete.
     """
     job = _locked(session, job_id)
     if job.status == JobStatus.FINISHED:
@@ -132,7 +149,7 @@ def complete(
         raise Conflict(
             f"job {job.id} is FAILED ({job.error}); POST /v1/jobs/{job.id}/retry to run it again"
         )
-    if job.status == JobStatus.RUNNING and job.worker_id != worker_id:
+    if job.worker_id != worker_id:
         raise _not_yours(job, worker_id)
     store_results(session, job, results, samples)
     now = utcnow()
@@ -181,6 +198,7 @@ def retry(session: Session, job_id: int) -> Job:
     if job.status != JobStatus.FAILED:
         raise Conflict(f"job {job.id} is {job.status}; only FAILED jobs can be retried")
     job.status = JobStatus.PENDING
+    job.worker_id = None
     job.attempts = 0
     job.finished_at = None
     return job
