@@ -25,12 +25,24 @@ RUN_FIELDS = (
 
 
 def base_model(session: Session, name: str, path: str | None) -> BaseModel:
-    """The base model called ``name``, created on first use; a path given later is kept."""
+    """The base model called ``name``, created on first use.
+
+    The path is the base model's, shared by all its runs (a worker of any of them loads it
+    from there), so a run cannot change it: a different path is a 409 naming both. A base
+    stored without a path takes the first one a run gives.
+    """
     found = session.scalar(select(BaseModel).where(BaseModel.name == name))
     if found is None:
         found = BaseModel(name=name, path=path)
         session.add(found)
         session.flush()
+    elif path and found.path and path != found.path:
+        raise Conflict(
+            f"base model {name!r} is stored with base_model_path {found.path!r}, not "
+            f"{path!r}; every run of a base model shares its path: send {found.path!r} (or "
+            "leave base_model_path out), or register these weights under another base_model "
+            "name"
+        )
     elif path and not found.path:
         found.path = path
     return found
@@ -57,6 +69,7 @@ def register_run(session: Session, fields: dict[str, Any]) -> tuple[Run, bool]:
                 f"run {fields['name']!r} is already stored with other values for "
                 f"{', '.join(differing)}; register the new run under another name"
             )
+        base_model(session, fields["base_model"], fields.get("base_model_path"))  # 409 if other
         return existing, False
     base = base_model(session, fields["base_model"], fields.get("base_model_path"))
     run = Run(
