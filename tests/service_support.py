@@ -97,7 +97,10 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"uvicorn exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
+                # with EVALSUITE_API_READ_AUTH=1 even the health check needs the token
+                token = self.env.get("EVALSUITE_API_TOKEN", TOKEN)
+                auth = {"Authorization": f"Bearer {token}"}
+                if httpx.get(f"{self.url}/v1/health", headers=auth, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.2)
