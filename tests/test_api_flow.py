@@ -97,12 +97,13 @@ def test_table_1_layout_and_marks(filled):
     assert rasa["B"]["pass@1_best"] == 0.20
     assert table["rows"][0]["cells"]["A"]["pass@1_last"] == 0.35
     marks = table["emphasis"]["A"]
-    assert marks["bold"]["pass@1_best"] == "lora-r16"
-    assert marks["bold"]["pass@10_best"] == "lora-r16"
-    assert marks["italic"]["8:pass@1_best"] == "rasa-r8"
-    assert marks["italic"]["8:pass@10_best"] == "lora-r8"  # 0.60 beats RaSA's 0.58
-    assert marks["italic"]["8:pass@1_last"] == "rasa-r8"
-    assert table["emphasis"]["B"]["bold"]["pass@1_best"] == "rasa-r8-b"
+    assert marks["bold"]["pass@1_best"] == ["lora-r16"]
+    assert marks["bold"]["pass@10_best"] == ["lora-r16"]
+    assert marks["italic"]["8:pass@1_best"] == ["rasa-r8"]
+    assert marks["italic"]["8:pass@10_best"] == ["lora-r8"]  # 0.60 beats RaSA's 0.58
+    assert marks["italic"]["8:pass@1_last"] == ["rasa-r8"]
+    assert "16:pass@1_best" not in marks["italic"]  # a rank of one row: bold only
+    assert table["emphasis"]["B"]["bold"]["pass@1_best"] == ["rasa-r8-b"]
     assert [c["key"] for c in table["columns"]][:3] == [
         "train_time_s",
         "pass@1_best",
@@ -237,3 +238,37 @@ def test_writes_need_a_token_and_errors_are_json(server):
     assert (
         api.complete(job["id"], "w", results_with({"math": {"acc": 0.5}}))["status"] == "FINISHED"
     )
+
+
+def test_ties_are_all_marked_by_the_api_and_the_dashboard(tmp_path):
+    """Two methods tie for the best at r=8: both bold, neither also italic; at r=16 the
+    best of the rank is italic for both tied rows (the paper marks every tied best)."""
+    from evalsuite.dashboard.table import from_table_data, with_emphasis
+
+    runs = {"lora-8": ("lora", 8, 0.5), "rasa-8": ("rasa", 8, 0.5),
+            "lora-16": ("lora", 16, 0.3), "dora-16": ("dora", 16, 0.3),
+            "vera-16": ("vera", 16, 0.1)}  # fmt: skip
+    for server in served("sqlite", tmp_path):
+        api = ApiClient(server.url, token=TOKEN)
+        for name, (method, r, value) in runs.items():
+            api.create_run(name=name, method=method, r=r, domain="code", base_model="A")
+            reg = api.register_checkpoint(
+                name, epoch=1, step=1, uri=f"/c/{name}", sha256=name, final=True, suites=["code"]
+            )
+            job = api.claim("w", lease_s=60)
+            assert job["id"] == reg["jobs"][0]["id"]
+            scores = {"humaneval_plus": {"pass@1": value, "pass@10": value}}
+            api.complete(job["id"], "w", results_with(scores), {})
+        data = api.table("code")
+    marks = data["emphasis"]["A"]
+    assert sorted(marks["bold"]["pass@1_best"]) == ["lora-8", "rasa-8"]
+    assert sorted(marks["italic"]["16:pass@1_best"]) == ["dora-16", "lora-16"]
+    assert "8:pass@1_best" not in marks["italic"]
+    view = with_emphasis(from_table_data(data))
+    shown = {
+        (view.rows[i].cells["A"]["run"], mark)
+        for (i, _, key), mark in view.emphasis.items()
+        if key == "pass@1_best"
+    }
+    assert shown == {("lora-8", "bold"), ("rasa-8", "bold"), ("lora-16", "italic"),
+                     ("dora-16", "italic")}  # fmt: skip

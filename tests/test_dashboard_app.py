@@ -16,7 +16,8 @@ pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api)
 
 from streamlit.testing.v1 import AppTest
 
-from evalsuite.dashboard.table import BOLD, from_table_data
+from evalsuite.dashboard.table import from_table_data
+from evalsuite.emphasis import BOLD
 from evalsuite.testing.dashboard_seed import (
     FAIL_REASON,
     LLAMA,
@@ -79,8 +80,9 @@ def test_leaderboard_table1_numbers_and_emphasis(monkeypatch, api):
     # bold agrees with the API's own emphasis on the unfiltered table
     table = httpx.get(f"{api}/v1/tables/code").json()
     for base, marks in table["emphasis"].items():
-        for column, run in marks["bold"].items():
-            assert re.fullmatch(r"<b>.*</b>", cells[(run, base, column)]), (base, column, run)
+        for column, runs in marks["bold"].items():
+            for run in runs:
+                assert re.fullmatch(r"<b>.*</b>", cells[(run, base, column)]), (base, column)
     # the exports shown as text are the same view
     code = {c.language: c.value for c in at.code}
     assert "| 32 | RaSA | 11.5h | **59.5** | 56.2 |" in code["markdown"]
@@ -228,9 +230,14 @@ def test_view_emphasis_matches_api_on_unfiltered_tables(api):
         data = httpx.get(f"{api}/v1/tables/{domain}").json()
         view = from_table_data(data)
         mine = {
-            (b, k): view.rows[i].cells[b]["run"]
+            (b, k, view.rows[i].cells[b]["run"])
             for (i, b, k), mark in view.emphasis.items()
             if mark == BOLD
         }
-        theirs = {(b, k): run for b, m in data["emphasis"].items() for k, run in m["bold"].items()}
+        theirs = {
+            (b, k, run)
+            for b, m in data["emphasis"].items()
+            for k, runs in m["bold"].items()
+            for run in runs
+        }
         assert mine == theirs

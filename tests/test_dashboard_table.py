@@ -9,13 +9,12 @@ import re
 from evalsuite.dashboard.exports import latex_escape, to_csv, to_html, to_latex, to_markdown
 from evalsuite.dashboard.reference import load_reference, paper_base, with_reference_rows
 from evalsuite.dashboard.table import (
-    BOLD,
-    ITALIC,
     filtered,
     format_params,
     format_value,
     from_table_data,
 )
+from evalsuite.emphasis import BOLD, ITALIC
 
 CODE_KEYS = ["pass@1_best", "pass@1_last", "pass@10_best", "pass@10_last"]
 

@@ -219,7 +219,7 @@ class TableData(BaseModel):
     base_models: list[str]
     columns: list[Column]
     rows: list[TableRow]
-    emphasis: dict[str, dict[str, dict[str, str]]]
+    emphasis: dict[str, dict[str, dict[str, list[str]]]]  # base -> bold/italic -> key -> runs
 
 
 class CurvePoint(BaseModel):

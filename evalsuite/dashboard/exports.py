@@ -13,14 +13,13 @@ import io
 from itertools import groupby
 
 from evalsuite.dashboard.table import (
-    BOLD,
-    ITALIC,
     Column,
     TableView,
     cell_run,
     format_rank,
     format_value,
 )
+from evalsuite.emphasis import BOLD, ITALIC
 
 
 def _cell_text(view: TableView, i: int, base: str, col: Column) -> tuple[str, str | None]:

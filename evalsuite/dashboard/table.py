@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from evalsuite.emphasis import column_marks
+
 # Columns of one base model in the paper's order; keys the API adds later go last.
 COLUMN_ORDER = (
     "train_time_s",
@@ -29,7 +31,6 @@ GROUP_LABELS = {
     "trainable_params": "# Trainable Param.",
     "extra_params": "# Extra Param.",
 }
-BOLD, ITALIC = "bold", "italic"
 # The paper's spelling of the methods the API names in lower case.
 METHOD_LABELS = {
     "lora": "LoRA",
@@ -152,12 +153,9 @@ def filtered(
 
 
 def with_emphasis(view: TableView) -> TableView:
-    """Bold = best of a metric column per base model; italic = best within one rank.
-
-    A cell that is bold is not also italic (the paper sets it bold). Ties are all marked.
-    Italic needs at least two measured rows in the rank, or every lone row (VeRA at its
-    own r, FFT) would be italic by default. Reference rows never compete.
-    """
+    """The view with the paper's bold/italic marks (``evalsuite.emphasis``), recomputed over
+    the rows it shows; reference rows never compete, time and parameter counts are not
+    compared."""
     emphasis: dict[tuple[int, str, str], str] = {}
     measured = [i for i, row in enumerate(view.rows) if not row.reference]
     for base in view.base_models:
@@ -166,24 +164,10 @@ def with_emphasis(view: TableView) -> TableView:
             def value(i: int, base: str = base, key: str = col.key) -> float | None:
                 return view.rows[i].cells.get(base, {}).get(key)
 
-            for i in _argmax(measured, value):
-                emphasis[(i, base, col.key)] = BOLD
-            ranks = {view.rows[i].r for i in measured}
-            for r in ranks:
-                group = [i for i in measured if view.rows[i].r == r]
-                if len(group) < 2:
-                    continue
-                for i in _argmax(group, value):
-                    emphasis.setdefault((i, base, col.key), ITALIC)
+            found = column_marks(measured, rank=lambda i: view.rows[i].r, value=value)
+            for i, mark in found.items():
+                emphasis[(i, base, col.key)] = mark
     return replace(view, emphasis=emphasis)
-
-
-def _argmax(indices: list[int], value) -> list[int]:
-    present = [(value(i), i) for i in indices if value(i) is not None]
-    if not present:
-        return []
-    top = max(v for v, _ in present)
-    return [i for v, i in present if v == top]
 
 
 def format_value(key: str, value: float | None) -> str:

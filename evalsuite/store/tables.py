@@ -4,7 +4,7 @@ Rows are (r, method) in the paper's order; each base model contributes one cell 
 BEST/LAST of the domain's metrics, training time and parameter counts. When several runs share
 (r, method, base model), the cell shows the one with the highest BEST of the first metric, and
 names it (``cell.run``). Bold marks the best of a column per base model, italic the best of a
-column within one rank (key ``"r:column"``).
+column within one rank (key ``"r:column"``), by the one rule in ``evalsuite.emphasis``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from evalsuite.emphasis import BOLD, ITALIC, column_marks
 from evalsuite.store.queries import BestLast, best_last
 
 DOMAINS: dict[str, tuple[str, list[str]]] = {
@@ -99,27 +100,22 @@ def table_data(
 
 def _emphasis(
     rows: list[dict[str, Any]], base_models: list[str], metrics: list[str]
-) -> dict[str, dict[str, dict[str, str]]]:
-    """Bold: best of each metric column per base model; italic: the same within one rank."""
+) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Per base model, the runs marked bold per column and italic per ``r:column``
+    (``evalsuite.emphasis``: every tied best is marked)."""
     columns = [f"{m}_{which}" for m in metrics for which in ("best", "last")]
-    out: dict[str, dict[str, dict[str, str]]] = {}
+    out: dict[str, dict[str, dict[str, list[str]]]] = {}
     for bm in base_models:
-        bold: dict[str, tuple[float, str]] = {}
-        italic: dict[str, tuple[float, str]] = {}
-        for row in rows:
-            cell = row["cells"].get(bm)
-            if cell is None:
-                continue
-            for col in columns:
-                value = cell[col]
-                if value is None:
-                    continue
-                for marks, key in ((bold, col), (italic, f"{row['r']}:{col}")):
-                    # ties keep the row met first, i.e. the earlier in the paper's order
-                    if key not in marks or value > marks[key][0]:
-                        marks[key] = (value, cell["run"])
-        out[bm] = {
-            "bold": {k: v[1] for k, v in bold.items()},
-            "italic": {k: v[1] for k, v in italic.items()},
-        }
+        competing = [i for i, row in enumerate(rows) if bm in row["cells"]]
+        marks: dict[str, dict[str, list[str]]] = {BOLD: {}, ITALIC: {}}
+        for col in columns:
+            found = column_marks(
+                competing,
+                rank=lambda i: rows[i]["r"],
+                value=lambda i, bm=bm, col=col: rows[i]["cells"][bm][col],
+            )
+            for i, mark in found.items():
+                key = col if mark == BOLD else f"{rows[i]['r']}:{col}"
+                marks[mark].setdefault(key, []).append(rows[i]["cells"][bm]["run"])
+        out[bm] = marks
     return out
