@@ -54,9 +54,10 @@ def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, An
     return identity
 
 
-def config_hash(config: Any, model: dict[str, Any]) -> str:
+def comparability_hash(config: Any, model: dict[str, Any]) -> str:
     """sha256 of :func:`task_identity`: equal exactly when the gate would compare the scores.
 
+    Stored as each score's ``config_hash`` (the store and API keep that field name).
     ``config`` is a task's config, or for a suite aggregate its {task: metric} recipe.
     """
     config = config if isinstance(config, dict) else {"value": config}

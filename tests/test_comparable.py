@@ -6,7 +6,7 @@ import copy
 
 from service_support import real_results
 
-from evalsuite.comparable import config_hash, task_identity
+from evalsuite.comparable import comparability_hash, task_identity
 
 
 def test_config_hash_ignores_locations_and_sees_settings():
@@ -16,7 +16,7 @@ def test_config_hash_ignores_locations_and_sees_settings():
     moved["source"] = "/elsewhere/tiny_gen.yaml"
     moved["data_origin"] = "/elsewhere/tiny_gen.jsonl"
     moved["description"] = "reworded"
-    assert config_hash(moved, model) == config_hash(config, model)
+    assert comparability_hash(moved, model) == comparability_hash(config, model)
 
     hotter = copy.deepcopy(config)
     hotter["sampling"]["temperature"] += 0.1
@@ -24,11 +24,11 @@ def test_config_hash_ignores_locations_and_sees_settings():
     other_engine = copy.deepcopy(model)
     other_engine["engine"]["version"] = "0.0.1"
     hashes = {
-        config_hash(hotter, model),
-        config_hash(other_data, model),
-        config_hash(config, other_engine),
-        config_hash(config, {**model, "materialization": "lora"}),
-        config_hash(config, model),
+        comparability_hash(hotter, model),
+        comparability_hash(other_data, model),
+        comparability_hash(config, other_engine),
+        comparability_hash(config, {**model, "materialization": "lora"}),
+        comparability_hash(config, model),
     }
     assert len(hashes) == 5
     identity = task_identity(hotter, model)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from evalsuite.comparable import config_hash
+from evalsuite.comparable import comparability_hash
 from evalsuite.store.db import json_dumps
 from evalsuite.store.errors import BadInput
 from evalsuite.store.models import Job, Score
@@ -100,7 +100,7 @@ def score_rows(job: Job, results: dict[str, Any]) -> list[dict[str, Any]]:
                     "stderr": _number(m.get("stderr"), f"{where}.stderr", required=False),
                     "n": _count(m.get("n"), f"{where}.n"),
                     "partial": bool(result.get("partial")),
-                    "config_hash": config_hash(config, model),
+                    "config_hash": comparability_hash(config, model),
                     "data_sha256": _text(config.get("data_sha256")),
                     "prompt_sha256": _text(config.get("prompt_sha256")),
                 }
@@ -122,7 +122,7 @@ def score_rows(job: Job, results: dict[str, Any]) -> list[dict[str, Any]]:
                 "stderr": None,
                 "n": None,
                 "partial": bool(agg.get("partial")),
-                "config_hash": config_hash(agg.get("metrics"), model),
+                "config_hash": comparability_hash(agg.get("metrics"), model),
                 "data_sha256": None,
                 "prompt_sha256": None,
             }

@@ -102,7 +102,7 @@ class PreparedTask:
             # prompt_sha256 covers lm-eval's task file and version
             identity,
             "lm_eval",
-            self.spec.config_hash(),
+            self.spec.settings_digest(),
             self.prompt_sha256,
             self.data.sha256,
             len(self.data.docs),

@@ -97,7 +97,10 @@ class TaskSpec:
         d["stop"] = list(self.stop)
         return d
 
-    def config_hash(self) -> str:
+    def settings_digest(self) -> str:
+        """sha256 of the task's settings without its file path and description: part of the
+        resume cache's key (a moved or re-described task keeps its cached answers). Not what
+        makes scores comparable: that is ``evalsuite.comparable.comparability_hash``."""
         d = self.config()
         d.pop("source")
         d.pop("description")
