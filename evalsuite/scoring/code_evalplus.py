@@ -10,8 +10,11 @@ Comparison, as ``evalplus.eval.unsafe_execute`` does it:
 ``out == exp``, else, when a tolerance applies, same type, same length for sequences and
 ``np.allclose(out, exp, rtol=1e-7, atol)``; the tolerance is the task's ``atol``, or 1e-6
 from the first input whose expected output is a float (or list of floats) on, when the
-task's is 0 (it sticks for the later inputs, as in EvalPlus). ``find_zero`` (HumanEval/32)
-is checked with EvalPlus' oracle ``abs(poly(xs, x)) <= atol`` on the input after the call.
+task's is 0 (it sticks for the later inputs, as in EvalPlus). An output whose payload is
+implausible for its input (``SplitTruth.bound``: far bigger than the expected one, or one
+that would decode to far more memory) is refused unread, as a wrong output. ``find_zero``
+(HumanEval/32) is checked with EvalPlus' oracle ``abs(poly(xs, x)) <= atol`` on the input
+after the call.
 
 ``quirks=True`` also reproduces what EvalPlus 0.3.1 does for find_zero: its oracle skips the
 progress counter, so every HumanEval/32 sample ends "fail" there. Off by default: the
@@ -107,10 +110,10 @@ def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
         return False
 
 
-def find_zero_ok(payload: bytes, atol: float) -> bool:
+def find_zero_ok(payload: bytes, atol: float, bound: wire.Bound) -> bool:
     """EvalPlus' HumanEval/32 oracle on (output, input after the call)."""
     try:
-        out, inp = wire.decode(payload)
+        out, inp = wire.decode(payload, bound)
         return bool(abs(poly(*inp, out)) <= atol)
     except Exception:
         return False
@@ -125,6 +128,15 @@ class Checker:
     def __init__(self, n: int, inputs: list[Any]) -> None:
         self.n, self.inputs, self.next = n, inputs, 0
         self.outcome: Outcome | None = None
+        self.refused = ""  # why the last payload was not read, if it was not
+
+    def decode(self, payload: bytes, bound: wire.Bound) -> tuple[bool, Any]:
+        """(True, value), or (False, None) for a payload refused or not decodable (noted)."""
+        try:
+            return True, wire.decode(payload, bound)
+        except wire.DecodeError as e:
+            self.refused = f"output refused: {e}"
+            return False, None
 
     def fail(self, status: str, index: int | None, detail: str) -> bool:
         if self.outcome is None:
@@ -150,7 +162,7 @@ class Checker:
             if self.check(index, sig, payload):
                 self.next += 1
                 return False
-            return self.fail("fail", index, self.wrong)
+            return self.fail("fail", index, self.refused or self.wrong)
         if kind == wire.TIMEOUT:
             return self.fail("timeout", index, "over the time limit for this input")
         if kind == wire.UNENCODABLE:
@@ -197,12 +209,11 @@ class EvalPlusChecker(Checker):
 
     def check(self, index: int, sig: bytes, payload: bytes) -> bool:
         if self.special:
-            return find_zero_ok(payload, self.problem.atol)
+            return find_zero_ok(payload, self.problem.atol, self.facts.bound(index))
         if sig == self.facts.digest(index):  # only a program that has the answer can send it
             return True
-        try:
-            out = wire.decode(payload)
-        except wire.DecodeError:
+        ok, out = self.decode(payload, self.facts.bound(index))
+        if not ok:
             return False
         expected = self.truth.outputs(self.problem.task_id)[self.split][index]
         return evalplus_equal(out, expected, self.atol(index))

@@ -9,9 +9,10 @@ machine is busy). Kept in the user cache directory, keyed by the dataset's sha25
 Python version (outputs and their encoding depend on it):
 
 * ``truth.pkl``: for every task and split the times, the BLAKE2b digest of each encoded
-  output (what the scorer compares against), where the floats start (EvalPlus' sticky
-  tolerance) and which outputs are floats for the HF ``is_floats`` (paper mode), plus the
-  bigcode deduplication of base + plus inputs;
+  output (what the scorer compares against), the size and decoding cost of what the sandbox
+  sends for it (how big a plausible output may be: ``sandbox_wire.bound_for``), where the
+  floats start (EvalPlus' sticky tolerance) and which outputs are floats for the HF
+  ``is_floats`` (paper mode), plus the bigcode deduplication of base + plus inputs;
 * ``outputs/<n>.pkl``: the outputs themselves, loaded only when an output does not match
   byte for byte and has to be compared by value (tolerance, ``1 == 1.0``).
 
@@ -30,7 +31,7 @@ import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 from evalsuite.scoring import sandbox_wire as wire
 from evalsuite.scoring.code_data import Dataset, Problem
 
-FORMAT = 2
+FORMAT = 3  # 3: sizes and costs of the encoded outputs
 WORKER_TIMEOUT = 3600.0  # seconds for one worker's share of the canonical solutions
 
 
@@ -49,9 +50,15 @@ class SplitTruth:
     digests: bytes  # 16 bytes per input
     first_float: int | None  # first index whose output is_floats (EvalPlus 0.3.1's version)
     hf_floats: bytes  # 1 byte per input: is_floats as in the HF test (empty lists count)
+    sizes: list[int]  # bytes of the payload the sandbox sends for the expected output
+    costs: list[int]  # what decoding that payload allocates at most (``decode_cost``)
 
     def digest(self, index: int) -> bytes:
         return self.digests[16 * index : 16 * index + 16]
+
+    def bound(self, index: int) -> wire.Bound:
+        """What a payload may be for this input: a few times the expected one, at most."""
+        return wire.bound_for(self.sizes[index], self.costs[index])
 
 
 @dataclass(frozen=True)
@@ -75,15 +82,35 @@ def is_floats(x: Any, empty_counts: bool = False) -> bool:
     return False
 
 
-def _split(outputs: list[Any], times: list[float], wall: list[float]) -> SplitTruth:
+def _split(
+    outputs: list[Any], times: list[float], wall: list[float], entry_point: str, inputs: list[Any]
+) -> SplitTruth:
     floats = [is_floats(o) for o in outputs]
+    digests, sizes, costs = [], [], []
+    for out, payload in zip(outputs, sent(entry_point, outputs, inputs), strict=True):
+        own = wire.encode(out) if entry_point == "find_zero" else payload
+        digests.append(wire.digest(own))
+        sizes.append(len(payload))
+        costs.append(wire.decode_cost(payload))
     return SplitTruth(
         times=times,
         wall=wall,
-        digests=b"".join(wire.digest(wire.encode(o)) for o in outputs),
+        digests=b"".join(digests),
         first_float=floats.index(True) if True in floats else None,
         hf_floats=bytes(is_floats(o, empty_counts=True) for o in outputs),
+        sizes=sizes,
+        costs=costs,
     )
+
+
+def sent(entry_point: str, outputs: list[Any], inputs: list[Any]) -> Iterator[bytes]:
+    """The payloads the sandbox sends for these outputs (find_zero's come with their input)."""
+    if entry_point == "find_zero":
+        for out, inp in zip(outputs, inputs, strict=True):
+            yield wire.encode((out, inp))
+    else:
+        for out in outputs:
+            yield wire.encode(out)
 
 
 def _compute(args: tuple[str, str, str, list[Any], list[Any], str]) -> dict[str, Any]:
@@ -101,8 +128,8 @@ def _compute(args: tuple[str, str, str, list[Any], list[Any], str]) -> dict[str,
             outputs.append(fn(*inp))
             times.append(time.process_time() - cpu)
             wall.append(time.time() - start)
-        result[name] = (outputs, times, wall)
-    _write(Path(out_path), {name: outs for name, (outs, _, _) in result.items()})
+        result[name] = (outputs, times, wall, entry_point, inputs)
+    _write(Path(out_path), {name: parts[0] for name, parts in result.items()})
     return {name: _split(*parts) for name, parts in result.items()}
 
 

@@ -19,6 +19,14 @@ unpickler that refuses every other global, so untrusted bytes cannot run code in
 Values outside plain Python data (numpy scalars and arrays, subclasses of builtins, any
 other object) travel as tags: numpy as dtype + raw bytes, a subclass whose ``__eq__`` is
 inherited as its builtin value, anything else as an opaque marker that equals nothing.
+
+Refusing globals is not enough: pickle amplifies (12 MiB of ``EMPTY_SET`` opcodes are 3 GB
+of sets). So ``decode`` first checks the payload against a ``Bound``, unread: its size, then
+``wire_cost.decode_cost``, an upper bound of what unpickling it would allocate found by a
+pass over its opcodes that creates no object (and refuses any opcode ``encode`` never
+writes). The scorer derives the bound from the encoding of the expected output
+(``bound_for``): an output that could equal the answer is a few times its size at most, so
+anything far beyond is a wrong output, refused unread.
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ import pickle
 import re
 import struct
 import sys
+from dataclasses import dataclass
 from typing import Any
+
+from evalsuite.scoring.wire_cost import DecodeError as DecodeError
+from evalsuite.scoring.wire_cost import Implausible as Implausible
+from evalsuite.scoring.wire_cost import decode_cost
 
 RECORD = struct.Struct("<BII16s")
 MAX_PAYLOAD = 64 * 2**20  # one output; the largest expected HumanEval+ output is ~9 MB
@@ -171,12 +184,40 @@ class _Decoder(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed")
 
 
-class DecodeError(ValueError):
-    """Bytes from a sandbox that are not an encoded value."""
+@dataclass(frozen=True)
+class Bound:
+    """How big a payload may be, and how many bytes decoding it may allocate (``decode_cost``)."""
+
+    size: int
+    memory: int
 
 
-def decode(payload: bytes) -> Any:
-    """The value behind untrusted ``encode`` bytes; plain data and the tags above only."""
+# An output that equals the answer under the comparison rules (``1 == 1.0 == np.int64(1)``,
+# subclasses, np.allclose) can encode bigger than the answer: a numpy scalar travels as a tag
+# of ~66 bytes where a small int takes 2 and a bool 1. Over every expected HumanEval+ output
+# made of numpy scalars or subclasses, the worst is 13x the size and 4.3x the memory; a long
+# list of bools as numpy bools is 59x and 11x (tests/test_code_wire_bounds). The factors
+# leave room for those; the floors for small answers (a payload under SIZE_FLOOR cannot
+# decode to much over MEMORY_FLOOR: 65536 EMPTY_SET opcodes are ~17 MB of sets).
+SIZE_FACTOR, SIZE_FLOOR = 128, 64 * 2**10
+MEMORY_FACTOR, MEMORY_FLOOR = 16, 16 * 2**20
+DEFAULT_BOUND = Bound(MAX_PAYLOAD, 2**30)  # for callers without an expected output
+
+
+def bound_for(expected_size: int, expected_memory: int) -> Bound:
+    """The bound for outputs compared with one whose encoding has this size and cost."""
+    size = min(MAX_PAYLOAD, SIZE_FACTOR * expected_size + SIZE_FLOOR)
+    return Bound(size, MEMORY_FACTOR * expected_memory + MEMORY_FLOOR)
+
+
+def decode(payload: bytes, bound: Bound = DEFAULT_BOUND) -> Any:
+    """The value behind untrusted ``encode`` bytes; plain data and the tags above only.
+
+    Raises ``Implausible`` (before unpickling anything) for a payload over ``bound``.
+    """
+    if len(payload) > bound.size:
+        raise Implausible(f"{len(payload)} bytes where at most {bound.size} are plausible")
+    decode_cost(payload, bound.memory)
     try:
         return _Decoder(io.BytesIO(payload)).load()
     except Exception as e:
