@@ -104,6 +104,7 @@ class Server:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.2)
+        self.kill()  # the caller gets no server to stop: leave no process behind
         raise RuntimeError("uvicorn did not answer /v1/health within 60 s")
 
     def kill(self) -> None:
