@@ -79,8 +79,8 @@ def test_paper_mode(samples) -> None:
     canonical = {task_id: r for (task_id, kind), r in results if kind == "canonical"}
     failing = {t: r.reference["result"] for t, r in canonical.items() if r.status != "pass"}
     # the HF test of HumanEval/32 unpacks the answer (`_poly(*candidate(*inp), inp)`): a float
-    # answer raises TypeError, so no find_zero sample passes in the paper's setup
-    assert failing == {"HumanEval/32": "failed"}
+    # answer raises TypeError there; here the root is checked as meant (quirks=True: as there)
+    assert failing == {}
     for (task_id, kind), r in results:
         if kind == "exception":
             assert r.status == "error", task_id

@@ -4,7 +4,8 @@ For each sample, the program bigcode runs is built from its parts (generation + 
 "\\n" + the HF ``test`` with its answers + "\\n" + ``check(entry_point)``) and executed as a
 whole, inside the sandbox, by a small wrapper that reports whether ``exec`` raised (our own
 variants, so their output can be trusted here). Paper mode, which never shows the answers to
-the program, must reach the same verdict on every sample.
+the program, must reach the same verdict on every sample; with ``quirks`` for HumanEval/32,
+where the HF test fails every numeric answer and paper mode by default checks the root.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def test_same_verdicts_as_the_literal_program(tmp_path) -> None:
             lambda i, out: literal_verdicts.update({i: out[0].output}),
         )
     report = score_humaneval_plus(
-        write_samples(tmp_path / "s.jsonl", rows), dataset=path, mode="paper", workers=2
+        write_samples(tmp_path / "s.jsonl", rows),
+        dataset=path,
+        mode="paper",
+        workers=2,
+        quirks=True,
     )
     mismatches = []
     for i, sample in enumerate(report.samples):

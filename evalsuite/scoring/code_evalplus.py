@@ -12,13 +12,17 @@ Comparison, as ``evalplus.eval.unsafe_execute`` does it:
 from the first input whose expected output is a float (or list of floats) on, when the
 task's is 0 (it sticks for the later inputs, as in EvalPlus). An output whose payload is
 implausible for its input (``SplitTruth.bound``: far bigger than the expected one, or one
-that would decode to far more memory) is refused unread, as a wrong output. ``find_zero``
-(HumanEval/32) is checked with EvalPlus' oracle ``abs(poly(xs, x)) <= atol`` on the input
-after the call.
+that would decode to far more memory) is refused unread, as a wrong output.
 
-``quirks=True`` also reproduces what EvalPlus 0.3.1 does for find_zero: its oracle skips the
-progress counter, so every HumanEval/32 sample ends "fail" there. Off by default: the
-intended oracle (canonical solutions pass) is what the protocol asks for.
+``find_zero`` (HumanEval/32) is checked with EvalPlus' oracle ``abs(poly(xs, x)) <= atol``,
+but on the scorer's own copy of ``xs`` and only for an ``x`` that is a real number: EvalPlus
+evaluates the input as the program left it, so ``xs.clear(); return 0.0`` passes there.
+
+``quirks=True`` instead reproduces what EvalPlus 0.3.1 does for find_zero: its oracle, on
+the input after the call, and skipping the progress counter, so every HumanEval/32 sample
+ends "fail" there (which is why the mutated-input hole cannot produce a pass in that mode
+either). Off by default: the intended oracle (canonical solutions pass) is what the protocol
+asks for.
 
 Statuses: ours are pass / fail (wrong output) / error (exception, crash, early exit) /
 timeout (an input over its limit, or the process over its limit). ``evalplus_status``
@@ -29,6 +33,7 @@ verdict: killed at the limit, crashed, or ``os._exit``).
 from __future__ import annotations
 
 import math
+import numbers
 import pickle
 import signal
 from dataclasses import dataclass
@@ -110,8 +115,35 @@ def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
         return False
 
 
+def real_root(value: Any) -> float | None:
+    """A find_zero answer as a float, or None when it is not one real number.
+
+    Python and numpy ints and floats (bool included: ``True == 1``) and subclasses of int and
+    float count; a list, a complex number or an array does not, whatever it holds.
+    """
+    if isinstance(value, wire.SubValue):
+        value = value.value
+    if not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+
+
+def root_ok(out: Any, inp: list[Any], atol: float) -> bool:
+    """``abs(poly(xs, x)) <= atol`` for ``inp = [xs]`` held by the scorer and ``x = out``."""
+    x = real_root(out)
+    if x is None:
+        return False
+    try:
+        return bool(abs(poly(*inp, x)) <= atol)
+    except (ArithmeticError, TypeError, ValueError):
+        return False
+
+
 def find_zero_ok(payload: bytes, atol: float, bound: wire.Bound) -> bool:
-    """EvalPlus' HumanEval/32 oracle on (output, input after the call)."""
+    """EvalPlus' HumanEval/32 oracle as it runs: on (output, input after the call)."""
     try:
         out, inp = wire.decode(payload, bound)
         return bool(abs(poly(*inp, out)) <= atol)
@@ -137,6 +169,13 @@ class Checker:
         except wire.DecodeError as e:
             self.refused = f"output refused: {e}"
             return False, None
+
+    def root_ok(self, index: int, payload: bytes, bound: wire.Bound, atol: float) -> bool:
+        """find_zero: the root the program sent, on the scorer's copy of the input."""
+        ok, value = self.decode(payload, bound)  # (output, the input as the program left it)
+        if not ok or type(value) is not tuple or len(value) != 2:
+            return False
+        return root_ok(value[0], self.inputs[index], atol)
 
     def fail(self, status: str, index: int | None, detail: str) -> bool:
         if self.outcome is None:
@@ -208,8 +247,10 @@ class EvalPlusChecker(Checker):
         return self.problem.atol
 
     def check(self, index: int, sig: bytes, payload: bytes) -> bool:
-        if self.special:
+        if self.special and self.quirks:
             return find_zero_ok(payload, self.problem.atol, self.facts.bound(index))
+        if self.special:
+            return self.root_ok(index, payload, self.facts.bound(index), self.problem.atol)
         if sig == self.facts.digest(index):  # only a program that has the answer can send it
             return True
         ok, out = self.decode(payload, self.facts.bound(index))

@@ -16,8 +16,14 @@ plus inputs, deduplicated by ``str(input)`` (first kept), with the canonical out
 ``results``, checked by an ``assertion`` that allows ``np.allclose`` differences; tasks
 with huge outputs compare with the canonical solution run alongside (``ref_func``); and
 HumanEval/32 asserts ``_poly(*candidate(*inp), inp) <= atol``, which raises TypeError for
-any float answer (evalplus issue #253): no find_zero sample can pass there, the canonical
-one included. We keep that, since it is in the paper's numbers.
+any float answer (evalplus issue #253): no real find_zero answer can pass there, the
+canonical one included, while junk does: ``return [[]]`` makes it ``_poly([], inp)``, 0.
+
+Here HumanEval/32 is checked as it was meant to be: the answer must be one real number ``x``
+with ``abs(poly(xs, x)) <= atol``, on the scorer's own copy of ``xs`` (the program gets the
+input and may empty it). So a correct float answer passes, and ``[[]]`` fails. ``quirks=True``
+gives the paper's verdicts instead: every HumanEval/32 sample fails at its first input (what
+the HF test does to every numeric answer); junk fails too, as the fault is not reproduced.
 
 Here the test runs without its answers: ``check`` hands each output to the scorer, which
 applies ``assertion`` outside the sandbox. The namespace matches the real program's
@@ -35,11 +41,9 @@ program that sleeps instead of computing gets up to 60 s here, 20 s there.
 
 from __future__ import annotations
 
-import math
 import pickle
 from typing import Any
 
-from evalsuite.scoring import sandbox_wire as wire
 from evalsuite.scoring.code_data import Problem
 from evalsuite.scoring.code_evalplus import Checker
 from evalsuite.scoring.code_truth import GroundTruth, TaskTruth
@@ -204,30 +208,19 @@ def hf_assertion(out: Any, exp: Any, atol: float) -> bool:
         return False
 
 
-def hf_find_zero(payload: bytes, atol: float, bound: wire.Bound) -> bool:
-    """``assert _poly(*candidate(*inp), inp) <= atol`` on decoded data."""
-    try:
-        out, inp = wire.decode(payload, bound)
-        xs_and_x = [*out, inp]
-        if len(xs_and_x) != 2:
-            return False
-        xs, x = xs_and_x
-        return bool(sum([coeff * math.pow(x, i) for i, coeff in enumerate(xs)]) <= atol)
-    except Exception:
-        return False
-
-
 class PaperChecker(Checker):
     PASS, FAIL, LOST = "passed", "failed", "timed out"  # bigcode's result strings
 
-    def __init__(self, problem: Problem, truth: GroundTruth) -> None:
+    def __init__(self, problem: Problem, truth: GroundTruth, quirks: bool = False) -> None:
         facts = truth.tasks[problem.task_id]
         super().__init__(len(facts.paper_index), paper_inputs(problem, facts))
-        self.problem, self.truth, self.facts = problem, truth, facts
+        self.problem, self.truth, self.facts, self.quirks = problem, truth, facts, quirks
         self.n_base = len(problem.base_input)
         self.base_count = facts.paper_base
         if problem.entry_point == "find_zero":
-            self.wrong = "the HF test asserts _poly(*candidate(*inp), inp) <= atol (evalplus #253)"
+            self.wrong = "not a real root: abs(poly(xs, answer)) > atol, on the scorer's xs"
+            if quirks:
+                self.wrong = "the HF test asserts _poly(*candidate(*inp), inp) <= atol (#253)"
 
     def where(self, index: int) -> tuple[str, int]:
         """(split, index in that split) of the index-th deduplicated input."""
@@ -238,7 +231,9 @@ class PaperChecker(Checker):
         split, original = self.where(index)
         facts = getattr(self.facts, split)
         if self.problem.entry_point == "find_zero":
-            return hf_find_zero(payload, self.problem.atol, facts.bound(original))
+            if self.quirks:  # TypeError for a number; the junk that passes there fails here
+                return False
+            return self.root_ok(index, payload, facts.bound(original), self.problem.atol)
         if sig == facts.digest(original):
             return True
         ok, out = self.decode(payload, facts.bound(original))

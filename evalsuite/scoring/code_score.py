@@ -232,7 +232,7 @@ def score_humaneval_plus(
     def verifier_for(position: int, job: Job) -> Any:
         problem = problems[job.task]
         if mode == "paper":
-            checker: Any = code_paper.PaperChecker(problem, truth)
+            checker: Any = code_paper.PaperChecker(problem, truth, quirks)
         else:
             checker = EvalPlusChecker(problem, job.split, truth, quirks)
         checkers[order[position]] = checker
