@@ -243,7 +243,7 @@ def test_every_expected_humaneval_plus_output_decodes_under_its_own_bound() -> N
         outputs = truth.outputs(task_id)
         for split, inputs in (("base", problem.base_input), ("plus", problem.plus_input)):
             facts = getattr(truth.tasks[task_id], split)
-            payloads = sent(problem.entry_point, outputs[split], inputs)
+            payloads = list(sent(problem.entry_point, outputs[split], inputs))
             for index, payload in enumerate(payloads):
                 assert len(payload) == facts.sizes[index]
                 assert wire.encode(wire.decode(payload, facts.bound(index))) == payload
