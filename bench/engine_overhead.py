@@ -331,7 +331,7 @@ def run_evalsuite(
     though OpenMP threads spin-waiting for a descheduled sibling still inflate it.
     """
     from evalsuite.engines import EngineProcess
-    from evalsuite.resume import ResumeCache
+    from evalsuite.evaluation.resume import ResumeCache
 
     task = _task(workload, cache.parent)
     if task.prompts != list(workload.prompts):

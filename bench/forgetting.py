@@ -1,7 +1,7 @@
 """The forgetting suite through evalsuite versus lm-eval's own hf backend, in one run.
 
-Route A: ``evalsuite.runner.evaluate`` on the three forgetting tasks: one engine start (one
-model load) shared by all three, through the lm-eval bridge.
+Route A: ``evalsuite.evaluation.runner.evaluate`` on the three forgetting tasks: one engine
+start (one model load) shared by all three, through the lm-eval bridge.
 Route B: ``lm_eval.simple_evaluate(model="hf", ...)`` once per task, as a user running
 lm-eval per benchmark does: the model is loaded by each invocation.
 Both use the same merged tiny model, the same lm-eval task definitions on the local data and
@@ -45,7 +45,7 @@ def build_checkpoint() -> tuple[Path, Path]:
 
 
 def route_evalsuite(base: Path, ckpt: Path, limit: int, engine: str) -> tuple[float, dict]:
-    from evalsuite.runner import EvalOptions, evaluate
+    from evalsuite.evaluation.runner import EvalOptions, evaluate
 
     out = Path(tempfile.mkdtemp(prefix="forgetting-", dir=WORK))
     started = time.perf_counter()

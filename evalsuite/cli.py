@@ -51,7 +51,7 @@ _mount_service_commands()
 
 def _mount_gate_command() -> None:
     """``evalsuite gate``: fail CI when a checkpoint is significantly worse than a baseline."""
-    from evalsuite.gate import register
+    from evalsuite.gate.cli import register
 
     register(app)
 
@@ -71,7 +71,7 @@ _mount_dashboard_command()
 
 def _mount_worker_commands() -> None:
     """``evalsuite worker`` and ``evalsuite submit``: the two ends of the queue."""
-    from evalsuite.worker_cli import register
+    from evalsuite.worker.cli import register
 
     register(app)
 
@@ -81,7 +81,7 @@ _mount_worker_commands()
 
 def _mount_demo_command() -> None:
     """``evalsuite demo``: the whole flow on embedded defaults (the README's first command)."""
-    from evalsuite.demo import register
+    from evalsuite.demo.run import register
 
     register(app)
 
@@ -216,8 +216,8 @@ def eval_(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Evaluate one checkpoint: a results directory with results.json and per-sample JSONL."""
-    from evalsuite.runner import EvalOptions, evaluate
-    from evalsuite.summary import print_summary
+    from evalsuite.evaluation.runner import EvalOptions, evaluate
+    from evalsuite.evaluation.summary import print_summary
 
     if (tasks is None) == (suite is None):
         raise typer.BadParameter("give exactly one of --tasks or --suite")

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from evalsuite.demo_data import write_demo_data, write_subset
+from evalsuite.demo.data import write_demo_data, write_subset
 from evalsuite.tasking.lm_eval_data import LOADERS
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from evalsuite.cli import app
 from evalsuite.client import ApiClient
-from evalsuite.gating.results_dir import read_jsonl
+from evalsuite.gate.results_dir import read_jsonl
 from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
 
 runner = CliRunner()
@@ -171,8 +171,8 @@ def _complete(api: ApiClient, job_id: int, out: Path) -> None:
 
 def _watched_wait(monkeypatch, pending_seen: threading.Event) -> None:
     """The gate's wait, polling every 50 ms, saying when it has seen the job unfinished."""
-    from evalsuite import gate as gate_cli
-    from evalsuite.gating import api_source
+    from evalsuite.gate import api_source
+    from evalsuite.gate import cli as gate_cli
 
     def wait(client, run, timeout_s, poll_s=10.0):
         list_jobs = client.list_jobs
@@ -232,7 +232,7 @@ def test_wait_gives_up_after_its_timeout(seeded, tmp_path):
 
 def test_service_samples_are_the_files_rows(seeded, monkeypatch):
     """The rows the gate reads back equal the samples file, page after page."""
-    from evalsuite.gating import api_source
+    from evalsuite.gate import api_source
 
     monkeypatch.setattr(api_source, "_PAGE", 150)  # 400 rows: three pages
     url, dirs = seeded

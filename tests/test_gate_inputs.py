@@ -7,9 +7,9 @@ from math import comb
 
 import pytest
 
-from evalsuite.gating.compare import CANNOT_DECIDE, GateSettings, run_check, unlike_reasons
-from evalsuite.gating.evidence import GateInputError, default_checks, per_document
-from evalsuite.gating.results_dir import ResultsDirSource
+from evalsuite.gate.compare import CANNOT_DECIDE, GateSettings, run_check, unlike_reasons
+from evalsuite.gate.evidence import GateInputError, default_checks, per_document
+from evalsuite.gate.results_dir import ResultsDirSource
 from evalsuite.testing.results_dirs import choice_task, code_task, math_task, write_results_dir
 
 

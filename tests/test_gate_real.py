@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evalsuite.cli import app
-from evalsuite.gating.evidence import per_document
-from evalsuite.gating.results_dir import ResultsDirSource, read_jsonl
-from evalsuite.runner import EvalOptions, evaluate
+from evalsuite.evaluation.runner import EvalOptions, evaluate
+from evalsuite.gate.evidence import per_document
+from evalsuite.gate.results_dir import ResultsDirSource, read_jsonl
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 
 runner = CliRunner()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalsuite.gating import stats
-from evalsuite.gating.stats import PairedResult, is_regression, paired_bootstrap
+from evalsuite.gate import stats
+from evalsuite.gate.stats import PairedResult, is_regression, paired_bootstrap
 
 
 def _reference_bootstrap(cand, base, alpha, n_boot, seed):

@@ -25,9 +25,9 @@ import pytest
 from service_support import TOKEN, served
 
 from evalsuite.client import ApiClient
-from evalsuite.runner import EvalOptions, evaluate
-from evalsuite.submit import checkpoint_facts
+from evalsuite.evaluation.runner import EvalOptions, evaluate
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS, write_example_runs
+from evalsuite.worker.submit import checkpoint_facts
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,7 @@ from evalsuite.adapters.safetensors_io import (
     read_tensor,
 )
 from evalsuite.atomic import OutputExistsError, atomic_directory
-from evalsuite.progress import byte_progress
+from evalsuite.evaluation.progress import byte_progress
 
 DTYPE_ALIASES = {
     "float32": "F32",

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evalsuite.client import ApiClient
-from evalsuite.demo_services import ServiceProcess, free_port
+from evalsuite.demo.services import ServiceProcess, free_port
 from evalsuite.errors import EvalsuiteError
 
 BASE_MODEL = "tiny-llama"
@@ -97,7 +97,7 @@ def build_assets(root: Path, plan: DemoPlan, console: Console) -> dict[tuple[str
 
 
 def write_data(root: Path, plan: DemoPlan, data_dir: Path | None) -> Path:
-    from evalsuite.demo_data import write_demo_data, write_subset
+    from evalsuite.demo.data import write_demo_data, write_subset
 
     if data_dir is None:
         return write_demo_data(root / "data")
@@ -132,7 +132,7 @@ def submit_all(
     data_note: str,
 ) -> int:
     """Register every checkpoint as a training job would; returns the jobs newly queued."""
-    from evalsuite.submit import RunFields, submit_checkpoint
+    from evalsuite.worker.submit import RunFields, submit_checkpoint
 
     queued = 0
     for (method, domain), checkpoints in runs.items():

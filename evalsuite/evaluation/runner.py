@@ -20,9 +20,9 @@ from typing import Any
 
 from evalsuite import __version__
 from evalsuite.engines import Engine, EngineProcess, EngineSpec, resolve_kind
-from evalsuite.materialize import Materialized, materialize
-from evalsuite.progress import task_progress
-from evalsuite.resume import ResumeCache
+from evalsuite.evaluation.materialize import Materialized, materialize
+from evalsuite.evaluation.progress import task_progress
+from evalsuite.evaluation.resume import ResumeCache
 from evalsuite.tasking.execute import PreparedTask
 from evalsuite.tasking.registry import TaskRegistry
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from evalsuite.gating.evidence import GateInputError, TaskEvidence
+from evalsuite.gate.evidence import GateInputError, TaskEvidence
 
 _PAGE = 1000  # the service's largest samples page
 

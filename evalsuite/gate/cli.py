@@ -1,6 +1,6 @@
 """The regression gate: is a candidate checkpoint significantly worse than a baseline?
 
-Facade over ``evalsuite.gating``: ``evidence`` (per-document values from the runner's sample
+Facade over ``evalsuite.gate.cli``: ``evidence`` (per-document values from the runner's sample
 rows), ``results_dir`` and ``api_source`` (the two places results live), ``stats`` (paired
 bootstrap and the decision rule), ``compare`` (refusals and the report) and ``report``
 (Markdown, JUnit, JSON). The CLI command and ``POST /v1/gate`` both call ``gate()``.
@@ -18,11 +18,11 @@ from typing import Annotated
 import typer
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.gating.api_source import ApiSource, Reader, parse_ref, wait_for_jobs
-from evalsuite.gating.compare import GateReport, GateSettings, run_gate
-from evalsuite.gating.evidence import PRIMARY_METRICS, GateInputError, Source, default_checks
-from evalsuite.gating.report import to_json, to_markdown, write_outputs
-from evalsuite.gating.results_dir import ResultsDirSource
+from evalsuite.gate.api_source import ApiSource, Reader, parse_ref, wait_for_jobs
+from evalsuite.gate.compare import GateReport, GateSettings, run_gate
+from evalsuite.gate.evidence import PRIMARY_METRICS, GateInputError, Source, default_checks
+from evalsuite.gate.report import to_json, to_markdown, write_outputs
+from evalsuite.gate.results_dir import ResultsDirSource
 
 __all__ = [
     "ApiSource",

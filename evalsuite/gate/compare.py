@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.gating.evidence import (
+from evalsuite.gate.evidence import (
     GateInputError,
     Source,
     TaskEvidence,
@@ -24,7 +24,7 @@ from evalsuite.gating.evidence import (
     metric_is_known,
     per_document,
 )
-from evalsuite.gating.stats import DEFAULT_N_BOOT, PairedResult, is_regression, paired_bootstrap
+from evalsuite.gate.stats import DEFAULT_N_BOOT, PairedResult, is_regression, paired_bootstrap
 
 PASS, REGRESSION, CANNOT_DECIDE = "pass", "regression", "cannot_decide"
 EXIT_CODES = {PASS: 0, REGRESSION: 1, CANNOT_DECIDE: 2}

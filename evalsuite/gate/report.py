@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from evalsuite.gating.compare import CANNOT_DECIDE, REGRESSION, CheckResult, GateReport
+from evalsuite.gate.compare import CANNOT_DECIDE, REGRESSION, CheckResult, GateReport
 
 _HEADLINE = {
     "pass": "PASS: no significant drop beyond the tolerance",

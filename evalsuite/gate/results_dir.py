@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.comparable import task_identity
-from evalsuite.gating.evidence import GateInputError, TaskEvidence
+from evalsuite.gate.evidence import GateInputError, TaskEvidence
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.engines import Completion, Engine
-from evalsuite.resume import ResumeCache, request_key
+from evalsuite.evaluation.resume import ResumeCache, request_key
 from evalsuite.tasking.data import TaskData, load_task_data
 from evalsuite.tasking.errors import TaskError
 from evalsuite.tasking.lm_eval_tasks import (

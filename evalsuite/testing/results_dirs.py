@@ -1,8 +1,9 @@
 """Synthetic results directories in the runner's exact format, for gate tests and demos.
 
-``results.json`` carries what ``evalsuite.runner.evaluate`` writes (top-level ``partial``,
-``checkpoint``, ``model`` with materialisation/dtype/engine, per task ``metrics`` with value,
-stderr and n, ``partial``, ``config`` with data and prompt sha256 and sampling) and
+``results.json`` carries what ``evalsuite.evaluation.runner.evaluate`` writes (top-level
+``partial``, ``checkpoint``, ``model`` with materialisation/dtype/engine, per task
+``metrics`` with value, stderr and n, ``partial``, ``config`` with data and prompt sha256
+and sampling) and
 ``samples_<task>.jsonl`` the rows the runner writes (``doc_id``, ``prompt_sha256``,
 ``sample_index``, ``verdict``, ``details``, ``completion``), per task kind as its scorer
 fills ``details``. Metric values are plain means over the rows, computed here.

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Claim jobs from the service, evaluate each checkpoint, upload the results."""
-        from evalsuite.worker import WorkerSettings, default_worker_id, run_worker
+        from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
 
         settings = WorkerSettings(
             work_dir=(work_dir or _default_work_dir()).resolve(),
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Register a checkpoint (and its run, if new); the service queues one job per suite."""
         from evalsuite.client import ApiClient
-        from evalsuite.submit import RunFields, submit_checkpoint
+        from evalsuite.worker.submit import RunFields, submit_checkpoint
 
         new_run = RunFields(
             method=method,

@@ -25,7 +25,7 @@ from typing import Any
 
 from evalsuite.engines.process import describe_exit
 from evalsuite.errors import EvalsuiteError
-from evalsuite.runner import EvalOptions
+from evalsuite.evaluation.runner import EvalOptions
 
 ERROR_FILE = "job_error.txt"
 LOG_FILE = "job.log"
@@ -78,7 +78,7 @@ def _child(opts: EvalOptions, out: Path, expected_sha256: str | None) -> None:
     log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    from evalsuite.runner import evaluate
+    from evalsuite.evaluation.runner import evaluate
 
     try:
         if opts.adapter is not None:

@@ -23,8 +23,8 @@ from typing import Any
 
 from evalsuite.client import ApiClient, ApiError
 from evalsuite.errors import EvalsuiteError
-from evalsuite.job_process import JobOutcome, JobProcess
-from evalsuite.runner import EvalOptions
+from evalsuite.evaluation.runner import EvalOptions
+from evalsuite.worker.job import JobOutcome, JobProcess
 
 # job options the service may set (docs/api.md JobClaim.options) -> EvalOptions fields
 JOB_OPTIONS = ("limit", "n_samples", "max_new_tokens", "seed", "num_fewshot", "materialize",

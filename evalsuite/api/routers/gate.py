@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from evalsuite.api.deps import ReadSession
 from evalsuite.api.routers import checkpoints, runs
-from evalsuite.gate import ApiSource, GateInputError, GateReport, GateSettings, gate
+from evalsuite.gate.cli import ApiSource, GateInputError, GateReport, GateSettings, gate
 
 router = APIRouter(tags=["gate"])
 Name = Annotated[str, Field(min_length=1, max_length=512)]
