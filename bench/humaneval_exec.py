@@ -1,7 +1,7 @@
 """HumanEval+ execution: our EvalPlus mode against ``evalplus.evaluate`` on the same samples.
 
 164 problems x 10 samples built from the canonical solutions (see
-``evalsuite.scoring.code_variants``; the same file every run): per task 5 canonical, one
+``evalsuite.testing.code_variants``; the same file every run): per task 5 canonical, one
 each of off_by_one, plus_only, exception, wrong_type, and one correct but slow (0.2 s of
 CPU when loaded); 4 tasks get a never-ending sample instead of a canonical one.
 
@@ -53,7 +53,7 @@ get_groundtruth(get_human_eval_plus(), get_human_eval_plus_hash(), [])
 OURS_RUN = """\
 import json, sys, time
 sys.path.insert(0, sys.argv[4])
-from evalsuite.scoring.code_score import score_humaneval_plus
+from evalsuite.scoring.code.score import score_humaneval_plus
 start = time.perf_counter()
 samples, dataset, mode, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[5])
 dedup, quirks = sys.argv[6] == "dedup", mode == "evalplus"  # quirks: EvalPlus 0.3.1's find_zero
@@ -66,8 +66,8 @@ print("JSON", json.dumps([[s.task_id, s.reference, s.status] for s in report.sam
 
 
 def build_samples(dataset: Path, out: Path) -> int:
-    from evalsuite.scoring.code_data import load_dataset
-    from evalsuite.scoring.code_variants import variant
+    from evalsuite.scoring.code.data import load_dataset
+    from evalsuite.testing.code_variants import variant
 
     data = load_dataset(dataset)
     rows = []
@@ -142,8 +142,8 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", EVALPLUS_WARM], env=env, check=True, capture_output=True)
     warm_theirs = time.perf_counter() - start
     start = time.perf_counter()
-    from evalsuite.scoring.code_data import load_dataset
-    from evalsuite.scoring.code_truth import GroundTruth
+    from evalsuite.scoring.code.data import load_dataset
+    from evalsuite.scoring.code.truth import GroundTruth
 
     os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
     GroundTruth(load_dataset(args.dataset), workers=args.workers)

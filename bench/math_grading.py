@@ -1,7 +1,7 @@
 """Benchmark MATH paper-mode grading against the reference route the RaSA scripts take.
 
 Inputs: 5000 responses built deterministically from the MATH test set, one per problem
-(``evalsuite.scoring.math_variants.mixed_pairs``): the gold answer, a rewritten gold
+(``evalsuite.testing.math_variants.mixed_pairs``): the gold answer, a rewritten gold
 (``0.5`` for ``\\frac12``, reordered sums, ``10,000``, ``x = ...``), a wrong answer, or
 garbage (no marker, or junk after it), each in the paper's "The answer is: ..." format.
 
@@ -9,7 +9,7 @@ Routes, each in a fresh process, timed after imports (so Python and library star
 not counted for either), best wall time of ``--repeats`` runs, run alternately:
 
 * ``reference``: extract, Minerva's original ``normalize_final_answer`` on both sides (the
-  RaSA scripts' function, restated in ``evalsuite.scoring.math_normalize``; lm-eval 0.4.13
+  RaSA scripts' function, restated in ``evalsuite.scoring.math.normalize``; lm-eval 0.4.13
   ships a rewritten one), then lm-eval's ``is_equiv`` one pair after another in a single
   process (5 s signal alarm), as the RaSA scripts do;
 * ``evalsuite``: ``grade_math(mode="paper")``, the API behind ``evalsuite score math
@@ -56,8 +56,8 @@ MARKER = "The answer is: "
 
 def build_pairs(n: int) -> list[tuple[str, str, str]]:
     """(kind, response, gold) for the first n problems, deterministic."""
-    from evalsuite.scoring.math_extract import last_boxed_content
-    from evalsuite.scoring.math_variants import mixed_pairs
+    from evalsuite.scoring.math.extract import last_boxed_content
+    from evalsuite.testing.math_variants import mixed_pairs
 
     rows = [json.loads(line) for line in MATH_TEST.read_text().splitlines()]
     golds = [last_boxed_content(row["solution"]) or "" for row in rows]
@@ -75,7 +75,7 @@ def run_reference(pairs: list[tuple[str, str, str]]) -> dict:
     """The RaSA scripts' route: lm-eval's sympy check, one pair at a time, one process."""
     from lm_eval.tasks.minerva_math.utils import is_equiv
 
-    from evalsuite.scoring.math_normalize import normalize_final_answer
+    from evalsuite.scoring.math.normalize import normalize_final_answer
 
     start, cpu = time.perf_counter(), _cpu_seconds()
     verdicts, identical = [], []
@@ -111,7 +111,7 @@ def child_main(route: str, n: int, workers: int) -> None:
     if route == "reference":
         result = run_reference(pairs)
     else:
-        import evalsuite.scoring.math_grade  # noqa: F401  (imports before the clock)
+        import evalsuite.scoring.math.grade  # noqa: F401  (imports before the clock)
 
         result = run_evalsuite(pairs, workers)
     print(json.dumps(result))

@@ -40,7 +40,8 @@ ANCHOR = "36cf66d"  # the last commit before the bubblewrap jail (issue 14)
 RUN = """\
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from evalsuite.scoring.sandbox import Collector, Job, Sandbox
+from evalsuite.testing.collector import Collector
+from evalsuite.scoring.sandbox.box import Job, Sandbox
 isolation, count = sys.argv[2], int(sys.argv[3])
 body = "def f(a, b):\\n    return sorted([a, b]) + [a * b]\\nfor i in range(50):\\n    f(i, 2)\\n"
 programs = [("import numpy\\n" if n % 10 == 0 else "") + body for n in range(count)]

@@ -28,7 +28,7 @@ app.add_typer(adapter_app, name="adapter")
 def _mount_score_commands() -> None:
     """``evalsuite score math|humaneval-plus``: score generations made anywhere."""
     from evalsuite.scoring.cli import score_app
-    from evalsuite.scoring.code_cli import register
+    from evalsuite.scoring.code.cli import register
 
     register(score_app)
     app.add_typer(score_app, name="score")

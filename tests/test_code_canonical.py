@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_code_helpers import requires_data, write_samples
 
-from evalsuite.scoring.code_data import load_dataset
-from evalsuite.scoring.code_score import score_humaneval_plus
-from evalsuite.scoring.code_variants import variant
+from evalsuite.scoring.code.data import load_dataset
+from evalsuite.scoring.code.score import score_humaneval_plus
+from evalsuite.testing.code_variants import variant
 
 BROKEN = ("exception", "wrong_type", "off_by_one", "plus_only")
 

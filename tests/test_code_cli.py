@@ -10,7 +10,7 @@ import typer
 from test_code_helpers import ADD_PROMPT, HALF_PROMPT, write_samples, write_toy_dataset
 from typer.testing import CliRunner
 
-from evalsuite.scoring.code_cli import register
+from evalsuite.scoring.code.cli import register
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_bad_input_is_one_line_and_exit_2(toy_dataset: Path, tmp_path: Path) -> 
 def test_repeated_programs_run_once_with_the_same_verdicts(
     toy_dataset: Path, tmp_path: Path
 ) -> None:
-    from evalsuite.scoring.code_score import score_humaneval_plus
+    from evalsuite.scoring.code.score import score_humaneval_plus
 
     good, bad = ADD_PROMPT + "    return a + b\n", ADD_PROMPT + "    return a * b\n"
     rows = [{"task_id": "Toy/0", "solution": p} for p in (good, bad, good, good, bad)]

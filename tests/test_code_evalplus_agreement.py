@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from test_code_helpers import requires_data, write_samples
 
-from evalsuite.scoring.code_data import load_dataset
-from evalsuite.scoring.code_score import score_humaneval_plus
-from evalsuite.scoring.code_variants import variant
+from evalsuite.scoring.code.data import load_dataset
+from evalsuite.scoring.code.score import score_humaneval_plus
+from evalsuite.testing.code_variants import variant
 
 HEAVY = {"HumanEval/15", "HumanEval/139", "HumanEval/130", "HumanEval/83", "HumanEval/94"}
 HEAVY |= {"HumanEval/36", "HumanEval/59"}  # their canonical solutions take seconds

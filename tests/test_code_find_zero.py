@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from test_code_helpers import requires_data, write_samples
 
-from evalsuite.scoring import code_evalplus
-from evalsuite.scoring import sandbox_wire as wire
-from evalsuite.scoring.code_data import load_dataset
-from evalsuite.scoring.code_score import score_humaneval_plus
-from evalsuite.scoring.code_variants import variant
+from evalsuite.scoring.code import evalplus as code_evalplus
+from evalsuite.scoring.code.data import load_dataset
+from evalsuite.scoring.code.score import score_humaneval_plus
+from evalsuite.scoring.sandbox import wire
+from evalsuite.testing.code_variants import variant
 
 BISECTION = """\
 import math

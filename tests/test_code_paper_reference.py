@@ -13,12 +13,13 @@ from __future__ import annotations
 import pytest
 from test_code_helpers import requires_data, write_samples
 
-from evalsuite.scoring import code_paper
-from evalsuite.scoring.code_data import load_dataset
-from evalsuite.scoring.code_score import score_humaneval_plus
-from evalsuite.scoring.code_truth import GroundTruth
-from evalsuite.scoring.code_variants import variant
-from evalsuite.scoring.sandbox import Collector, Job, Sandbox
+from evalsuite.scoring.code import paper as code_paper
+from evalsuite.scoring.code.data import load_dataset
+from evalsuite.scoring.code.score import score_humaneval_plus
+from evalsuite.scoring.code.truth import GroundTruth
+from evalsuite.scoring.sandbox.box import Job, Sandbox
+from evalsuite.testing.code_variants import variant
+from evalsuite.testing.collector import Collector
 
 TASKS = [0, 2, 4, 12, 16, 23, 32, 45, 53, 100, 107, 150]  # floats, find_zero, a crosscheck task
 KINDS = ("canonical", "off_by_one", "wrong_type", "exception", "plus_only")

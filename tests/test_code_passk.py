@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from evalsuite.scoring.code_passk import estimate_pass_at_k, pass_at_k
+from evalsuite.scoring.code.passk import estimate_pass_at_k, pass_at_k
 
 
 def by_combinations(n: int, c: int, k: int) -> float:

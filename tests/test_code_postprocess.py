@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.scoring.code_postprocess import STOP_STRINGS, cut_completion, postprocess_completion
+from evalsuite.scoring.code.postprocess import STOP_STRINGS, cut_completion, postprocess_completion
 
 PROMPT = 'def f(x):\n    """Double x."""\n'
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_code_helpers import ADD_PROMPT, write_samples, write_toy_dataset
 
-from evalsuite.scoring.code_data import load_dataset, resolve_dataset
-from evalsuite.scoring.code_samples import read_samples
+from evalsuite.scoring.code.data import load_dataset, resolve_dataset
+from evalsuite.scoring.code.samples import read_samples
 from evalsuite.scoring.errors import ScoringError
 
 

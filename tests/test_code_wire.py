@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.sandbox import wire
 
 
 def test_plain_values_round_trip() -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from test_code_helpers import TOY_ROWS, requires_data, write_samples
 
-from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.sandbox import wire
 
 P5 = pickle.PROTO + b"\x05"
 MiB = 2**20
@@ -233,8 +233,8 @@ def test_outputs_equal_to_the_answer_are_never_refused(expected: Any, equal: Any
 @pytest.mark.slow
 def test_every_expected_humaneval_plus_output_decodes_under_its_own_bound() -> None:
     """All 164 tasks, base and plus: what the sandbox sends for the answer is never refused."""
-    from evalsuite.scoring.code_data import load_dataset
-    from evalsuite.scoring.code_truth import GroundTruth, sent
+    from evalsuite.scoring.code.data import load_dataset
+    from evalsuite.scoring.code.truth import GroundTruth, sent
 
     data = load_dataset(requires_data())
     truth = GroundTruth(data, workers=2)
@@ -303,7 +303,7 @@ BIG_ROW = {  # an answer of ~400 KB: an 8 MiB payload passes its size bound, not
 SCORER = """\
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), resource.RLIM_INFINITY))
-from evalsuite.scoring.code_score import score_humaneval_plus
+from evalsuite.scoring.code.score import score_humaneval_plus
 report = score_humaneval_plus(sys.argv[1], dataset=sys.argv[2], workers=1, min_time_limit=5)
 print(json.dumps([[s.task_id, s.status, s.reference, s.detail] for s in report.samples]))
 """

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.scoring.math_extract import (
+from evalsuite.scoring.math.extract import (
     extract_paper_answer,
     extract_robust_answer,
     last_boxed_content,
 )
-from evalsuite.scoring.math_normalize import REMOVED_EXPRESSIONS, normalize_final_answer
-from evalsuite.scoring.math_variants import rewrites, wrong_answers
+from evalsuite.scoring.math.normalize import REMOVED_EXPRESSIONS, normalize_final_answer
+from evalsuite.testing.math_variants import rewrites, wrong_answers
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MATH_TEST = DATA / "math" / "test.jsonl"

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from evalsuite.scoring import grade_math
-from evalsuite.scoring.math_equiv_paper import paper_equiv, parse_latex_exact
-from evalsuite.scoring.math_extract import last_boxed_content
-from evalsuite.scoring.math_normalize import normalize_final_answer
-from evalsuite.scoring.math_variants import GARBAGE_RESPONSES, response, rewrites, wrong_answers
+from evalsuite.scoring.math.equiv_paper import paper_equiv, parse_latex_exact
+from evalsuite.scoring.math.extract import last_boxed_content
+from evalsuite.scoring.math.normalize import normalize_final_answer
+from evalsuite.testing.math_variants import GARBAGE_RESPONSES, response, rewrites, wrong_answers
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MATH_TEST = DATA / "math" / "test.jsonl"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite.scoring import grade_math
-from evalsuite.scoring.math_equiv_robust import quiet_math_verify, robust_equiv
-from evalsuite.scoring.math_normalize_robust import normalize_robust
+from evalsuite.scoring.math.equiv_robust import quiet_math_verify, robust_equiv
+from evalsuite.scoring.math.normalize_robust import normalize_robust
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = DATA / "math_equiv" / "math_equiv_pairs.jsonl"
@@ -122,8 +122,8 @@ MATH_TEST = DATA / "math" / "test.jsonl"
 
 @pytest.mark.skipif(not MATH_TEST.is_file(), reason=f"MATH test set not found at {MATH_TEST}")
 def test_rewritten_golds_are_equal_and_wrong_answers_are_not():
-    from evalsuite.scoring.math_extract import last_boxed_content
-    from evalsuite.scoring.math_variants import response, rewrites, wrong_answers
+    from evalsuite.scoring.math.extract import last_boxed_content
+    from evalsuite.testing.math_variants import response, rewrites, wrong_answers
 
     rows = [json.loads(line) for line in MATH_TEST.read_text().splitlines()]
     golds = [last_boxed_content(r["solution"]) for r in rows[::20]]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_code_helpers import ADD_PROMPT, write_samples, write_toy_dataset
 
-from evalsuite.scoring.code_score import score_humaneval_plus
+from evalsuite.scoring.code.score import score_humaneval_plus
 
 MARK = f"evalsuite-escape-{uuid.uuid4().hex[:12]}"
 SLEEPER = "import time; time.sleep(600)"  # a long-lived process with MARK in its argv
@@ -103,7 +103,7 @@ def hostile(canary: Path, secret_file: Path, dataset: Path, port: int) -> dict[s
         + "        except OSError:\n            pass\n    return -1\n",
         "close_every_fd": FN
         + "    import posix\n    posix.closerange(0, 4096)\n    return a + b\n",
-        "patch_harness": "import sys\nc = sys.modules['evalsuite.scoring.sandbox_child']\n"
+        "patch_harness": "import sys\nc = sys.modules['evalsuite.scoring.sandbox.child']\n"
         "c.Reporter.output = lambda self, v: None\nc.wire.record = lambda *a, **k: b''\n"
         + FN
         + "    return -1\n",

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.scoring.sandbox import Collector, ExitInfo, Job, Sandbox
-from evalsuite.scoring.sandbox_cgroup import PREFIX
+from evalsuite.scoring.sandbox.box import ExitInfo, Job, Sandbox
+from evalsuite.scoring.sandbox.cgroup import PREFIX
+from evalsuite.testing.collector import Collector
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another uid needs root")
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -349,7 +350,7 @@ def test_interpreter_under_tmp_imports_what_the_zygote_did_not(tmp_path: Path) -
 
 @ROOT_ONLY
 def test_slots_left_by_a_killed_scorer_are_removed() -> None:
-    from evalsuite.scoring.sandbox_cgroup import _own, _v1_mount
+    from evalsuite.scoring.sandbox.cgroup import _own, _v1_mount
 
     parent = _v1_mount("memory") / (_own("memory") or "/").lstrip("/")
     stale = parent / f"{PREFIX}999999999-deadbeef"  # no such pid: its scorer is gone
@@ -362,8 +363,8 @@ def test_slots_left_by_a_killed_scorer_are_removed() -> None:
 @pytest.mark.parametrize("bwrap", [None, "/bin/false"], ids=["missing", "refused"])
 def test_without_a_jail_auto_falls_back_and_namespaces_refuses(monkeypatch, bwrap) -> None:
     """No bwrap, or one that cannot start (user namespaces disabled): basic mode, said so."""
-    from evalsuite.scoring import sandbox_jail
-    from evalsuite.scoring.sandbox import SandboxError
+    from evalsuite.scoring.sandbox import jail as sandbox_jail
+    from evalsuite.scoring.sandbox.box import SandboxError
 
     monkeypatch.setattr(sandbox_jail, "bwrap_path", lambda: bwrap)
     results, info = run({"whoami": probe_programs([], "", [])["whoami"]})

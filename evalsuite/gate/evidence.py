@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.scoring.code_passk import estimate_pass_at_k
+from evalsuite.scoring.code.passk import estimate_pass_at_k
 
 # The paper's numbers per task, gated when no --task/--metric is given.
 PRIMARY_METRICS: dict[str, tuple[str, ...]] = {

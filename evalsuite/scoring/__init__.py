@@ -16,11 +16,11 @@ from typing import Any
 
 _EXPORTS = {
     "ScoringError": "evalsuite.scoring.errors",
-    "MathItem": "evalsuite.scoring.math_io",
-    "read_predictions": "evalsuite.scoring.math_io",
-    "MathReport": "evalsuite.scoring.math_grade",
-    "MathSample": "evalsuite.scoring.math_grade",
-    "grade_math": "evalsuite.scoring.math_grade",
+    "MathItem": "evalsuite.scoring.math.items",
+    "read_predictions": "evalsuite.scoring.math.items",
+    "MathReport": "evalsuite.scoring.math.grade",
+    "MathSample": "evalsuite.scoring.math.grade",
+    "grade_math": "evalsuite.scoring.math.grade",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -22,7 +22,7 @@ from evalsuite.scoring.errors import ScoringError
 from evalsuite.scoring.pool import PoolError, default_workers
 
 if TYPE_CHECKING:
-    from evalsuite.scoring.math_grade import Mode
+    from evalsuite.scoring.math.grade import Mode
 
 score_app = typer.Typer(
     no_args_is_help=True,
@@ -88,8 +88,8 @@ def score_math(
     ] = 5.0,
 ) -> None:
     """Grade MATH responses: paper-mode accuracy (acc) and robust accuracy (acc_robust)."""
-    from evalsuite.scoring.math_grade import MODES, grade_math
-    from evalsuite.scoring.math_io import read_predictions
+    from evalsuite.scoring.math.grade import MODES, grade_math
+    from evalsuite.scoring.math.items import read_predictions
 
     try:
         if mode not in MODES:

@@ -36,8 +36,8 @@ def _write_jsonl(path: Path, rows) -> None:
 
 @register_scorer("humaneval_plus")
 def humaneval_plus_scorer(spec: TaskSpec, docs, completions) -> Scored:
-    from evalsuite.scoring.code_postprocess import postprocess_completion
-    from evalsuite.scoring.code_score import score_humaneval_plus
+    from evalsuite.scoring.code.postprocess import postprocess_completion
+    from evalsuite.scoring.code.score import score_humaneval_plus
 
     args = spec.scorer_args
     programs = [

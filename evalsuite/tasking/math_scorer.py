@@ -24,7 +24,7 @@ def _breakdowns(name: str, verdicts: list[bool | None], groups: list[str | None]
 
 @register_scorer("math")
 def math_scorer(spec: TaskSpec, docs, completions) -> Scored:
-    from evalsuite.scoring.math_grade import grade_math
+    from evalsuite.scoring.math.grade import grade_math
 
     args = spec.scorer_args
     rows, owners = [], []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.scoring.code_passk import pass_at_k
+from evalsuite.scoring.code.passk import pass_at_k
 
 _SAMPLING_GREEDY = {
     "n": 1,

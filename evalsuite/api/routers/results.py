@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from evalsuite.api.deps import ReadSession
 from evalsuite.api.schemas import INT32, Curve, CurvePoint, Domain, LeaderboardRow, TableData
-from evalsuite.store import queries, tables
+from evalsuite.store import paper_tables, queries
 
 router = APIRouter(tags=["results"])
 Task = Annotated[str, Query(min_length=1, max_length=256)]
@@ -48,7 +48,7 @@ def table(
     method: Annotated[str | None, Query(max_length=64)] = None,
     r: Annotated[int | None, Query(ge=0, le=INT32)] = None,
 ) -> TableData:
-    return TableData(**tables.table_data(session, domain, base_model, method, r))
+    return TableData(**paper_tables.table_data(session, domain, base_model, method, r))
 
 
 @router.get("/curves", response_model=list[Curve])

@@ -44,10 +44,10 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from evalsuite.scoring.code_data import Problem
-from evalsuite.scoring.code_evalplus import Checker
-from evalsuite.scoring.code_truth import GroundTruth, TaskTruth
-from evalsuite.scoring.sandbox import ExitInfo, Job
+from evalsuite.scoring.code.data import Problem
+from evalsuite.scoring.code.evalplus import Checker
+from evalsuite.scoring.code.truth import GroundTruth, TaskTruth
+from evalsuite.scoring.sandbox.box import ExitInfo, Job
 
 TIMEOUT = 20.0  # bigcode --timeout 20, for the whole program: counted in CPU seconds here
 WALL_BACKSTOP = 3 * TIMEOUT  # for programs that wait instead of compute

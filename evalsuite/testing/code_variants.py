@@ -16,7 +16,7 @@ reason that does not depend on the scorer's own logic:
 
 from __future__ import annotations
 
-from evalsuite.scoring.code_data import Problem
+from evalsuite.scoring.code.data import Problem
 
 KINDS = ("canonical", "exception", "wrong_type", "off_by_one", "plus_only", "infinite", "slow")
 

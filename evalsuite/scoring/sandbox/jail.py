@@ -9,7 +9,7 @@ empty tmpfs holding only what a Python program needs to run:
   interpreter load) and ``/etc/ld.so.cache``;
 * the null, zero, random and urandom devices; a tmpfs for ``/tmp`` and ``/dev/shm``;
   ``/proc`` of the jail's own PID namespace (each program mounts its own, see
-  ``sandbox_child``);
+  ``child``);
 * new network (no interface up: no TCP, no abstract sockets), IPC, UTS and PID namespaces.
 
 Nothing else of the host exists in there: not its run, var, home, root, srv or opt
@@ -39,7 +39,7 @@ INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
 SYSTEM_LIBS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/local/lib")
 TOP_LIBS = ("/lib", "/lib64", "/lib32", "/libx32")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../evalsuite
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # .../evalsuite
 _PATHS_PROBE = (
     "import json, sys; "
     "print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.executable, *sys.path]))"

@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import os
 
-from evalsuite.scoring.math_equiv_paper import check_backend, paper_equiv, parse_latex_exact
-from evalsuite.scoring.math_equiv_robust import quiet_math_verify, robust_equiv
-from evalsuite.scoring.math_normalize import normalize_final_answer
+from evalsuite.scoring.math.equiv_paper import check_backend, paper_equiv, parse_latex_exact
+from evalsuite.scoring.math.equiv_robust import quiet_math_verify, robust_equiv
+from evalsuite.scoring.math.normalize import normalize_final_answer
 
-PRELOAD = ("evalsuite.scoring.math_preload",)
+PRELOAD = ("evalsuite.scoring.math.preload",)
 MathTask = tuple[str, str, str]  # (mode, extracted answer, gold final answer)
 _normalize = functools.lru_cache(maxsize=1 << 14)(normalize_final_answer)  # a pure function
 _THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

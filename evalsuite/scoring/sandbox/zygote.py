@@ -7,12 +7,12 @@ programs may see (inputs, entry points, time limits); it imports numpy and the u
 modules once, so forking a child costs about a millisecond instead of an interpreter start.
 
 Where the scorer could build one, the zygote runs inside the bubblewrap jail
-(``sandbox_jail``: an allowlisted read-only root, no network, its own IPC and PID
+(``jail``: an allowlisted read-only root, no network, its own IPC and PID
 namespaces). Per program it then adds a new PID namespace (the child is its pid 1: when
 it dies the kernel kills everything it started, daemons included, and it cannot see or
 signal anything outside); the child itself takes new mount and IPC namespaces, its own
 /proc and /tmp, its slot's cgroup, and a uid of its own (as root) or no capabilities (as
-an ordinary user); see ``sandbox_child``.
+an ordinary user); see ``child``.
 
 Without the jail (``isolation="basic"``, or bwrap unusable here), each child gets its own
 session, is killed by process group plus (as root) a kill(-1) sweep as its uid, and
@@ -41,9 +41,9 @@ import sys
 import time
 from typing import Any
 
-from evalsuite.scoring import sandbox_child
-from evalsuite.scoring.sandbox_cgroup import read_peak, reset_peak
-from evalsuite.scoring.sandbox_child import CLONE_NEWPID, call
+from evalsuite.scoring.sandbox import child as sandbox_child
+from evalsuite.scoring.sandbox.cgroup import read_peak, reset_peak
+from evalsuite.scoring.sandbox.child import CLONE_NEWPID, call
 
 HEADER = struct.Struct("<I")
 PRELOAD = (  # imported once here, so programs that import them do not pay for it

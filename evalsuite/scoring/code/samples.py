@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from evalsuite.scoring.code_data import Dataset
-from evalsuite.scoring.code_postprocess import postprocess_completion
+from evalsuite.scoring.code.data import Dataset
+from evalsuite.scoring.code.postprocess import postprocess_completion
 from evalsuite.scoring.errors import ScoringError
 
 CompletionStyle = Literal["protocol", "evalplus"]

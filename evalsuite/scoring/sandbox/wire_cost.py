@@ -1,6 +1,6 @@
 """How much memory unpickling a payload would take, found before unpickling it.
 
-``sandbox_wire.decode`` reads bytes a sandboxed program wrote. Its unpickler refuses every
+``wire.decode`` reads bytes a sandboxed program wrote. Its unpickler refuses every
 global but one, so the bytes cannot run code here; but pickle amplifies: one byte
 (``EMPTY_SET``) makes a 216-byte set, so 12 MiB of them took the scorer to 3 GB, and the memo
 (``GET``) or ``DUP`` can make one object appear a million times for two bytes each. So

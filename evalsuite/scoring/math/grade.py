@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from evalsuite.scoring.errors import ScoringError
-from evalsuite.scoring.math_extract import extract_paper_answer, extract_robust_answer
-from evalsuite.scoring.math_io import MathItem, item_from_row
-from evalsuite.scoring.math_worker import PRELOAD, grade_task, init_worker
+from evalsuite.scoring.math.extract import extract_paper_answer, extract_robust_answer
+from evalsuite.scoring.math.items import MathItem, item_from_row
+from evalsuite.scoring.math.worker import PRELOAD, grade_task, init_worker
 from evalsuite.scoring.pool import KillingPool, TaskResult
 
 Mode = Literal["paper", "robust", "both"]
@@ -132,7 +132,7 @@ def grade_math(
     """Grade responses against gold answers; see the module docstring.
 
     ``items``: MathItem objects or dicts with ``prediction`` and ``gold`` or ``solution``
-    (see ``math_io``). ``on_progress(done, total)`` is called as comparisons finish.
+    (see ``items``). ``on_progress(done, total)`` is called as comparisons finish.
     """
     if mode not in MODES:
         raise ScoringError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

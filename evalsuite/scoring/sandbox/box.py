@@ -4,27 +4,27 @@ Design (threat model: generated code is hostile until proven otherwise):
 
 * Who decides. This process (the scorer) holds the answers and decides. Programs never
   report a verdict, only data (each output, or the exception), on a pipe; the scorer
-  compares it with expected outputs the sandbox never had (``sandbox_wire``). So exiting
+  compares it with expected outputs the sandbox never had (``wire``). So exiting
   early, printing "passed", patching ``assert``/builtins/numpy/the harness, ``atexit`` or
   ``__del__`` tricks, forged records: none can produce a pass, only a missing or wrong
   output. Untrusted bytes are decoded by an unpickler that refuses every global.
 * Who forks. Not this process (its memory has the answers, maybe threads): a zygote
-  (``sandbox_zygote``) started clean, sent only inputs and programs, forks one child per
+  (``zygote``) started clean, sent only inputs and programs, forks one child per
   program (about a millisecond; no interpreter start), enforces the wall-clock limit,
   kills on request, caps stdout/stderr, reports each exit. We read each program's records
   straight from a pipe we created (its write end travels to the zygote with the request),
   and ask for a kill as soon as a verdict is known.
 * What confines (``info`` reports what was obtained). The zygote runs in a bubblewrap jail
-  (``sandbox_jail``): a read-only root holding only the interpreter's and virtualenv's
+  (``jail``): a read-only root holding only the interpreter's and virtualenv's
   directories, the system libraries and four devices; no network interface; its own IPC
   and PID namespaces; nothing else of the host, so no host file and no socket file. Each
   program: a PID namespace of its own (it is pid 1: its death kills everything it
   started), new mount and IPC namespaces (its own /proc, /tmp and /dev/shm; its SysV
   segments die with it), its worker slot's cgroup (memory and process limits over all its
-  processes: ``sandbox_cgroup``), as root a uid of its own per slot, as an ordinary user no
+  processes: ``cgroup``), as root a uid of its own per slot, as an ordinary user no
   capabilities; limits on address space, CPU, file size and open files, an empty working
   directory, no environment, no inherited fds, no new privileges, death with the zygote
-  (``sandbox_child``). As root and as an ordinary user alike (unprivileged user namespaces).
+  (``child``). As root and as an ordinary user alike (unprivileged user namespaces).
   Without bwrap or user namespaces (``isolation="basic"``, or ``auto`` where the jail
   cannot start): own session and process group (killed as a group, plus a kill(-1) sweep
   as its uid when it has one), the cgroup where one can be made, and a Python audit hook
@@ -53,16 +53,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from evalsuite.scoring import sandbox_wire as wire
-from evalsuite.scoring.sandbox_cgroup import CgroupSlots
-from evalsuite.scoring.sandbox_jail import (
+from evalsuite.scoring.sandbox import wire
+from evalsuite.scoring.sandbox.cgroup import CgroupSlots
+from evalsuite.scoring.sandbox.jail import (
     PACKAGE_DIR,
     jail_command,
     python_dirs,
     readable_by_others,
     under_tmp,
 )
-from evalsuite.scoring.sandbox_zygote import HEADER
+from evalsuite.scoring.sandbox.zygote import HEADER
 
 F_SETPIPE_SZ = 1031
 READY_TIMEOUT = 120.0
@@ -106,20 +106,6 @@ class Verifier(Protocol):
         """The outcome, once the process is gone and every record has been fed."""
 
 
-@dataclass
-class Collector:
-    """A verifier that decides nothing: keeps the records (for scripts and tests)."""
-
-    records: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)
-
-    def feed(self, kind: int, index: int, sig: bytes, payload: bytes) -> bool:
-        self.records.append((kind, index, sig, payload))
-        return False
-
-    def finish(self, exit: ExitInfo) -> tuple[ExitInfo, list[tuple[int, int, bytes, bytes]]]:
-        return exit, self.records
-
-
 @dataclass(slots=True)
 class _Running:
     index: int
@@ -131,7 +117,7 @@ class _Running:
     error: str | None = None
 
 
-_ZYGOTE = [sys.executable, "-m", "evalsuite.scoring.sandbox_zygote"]
+_ZYGOTE = [sys.executable, "-m", "evalsuite.scoring.sandbox.zygote"]
 
 
 def _zygote_env() -> dict[str, str]:

@@ -25,14 +25,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from evalsuite.scoring import code_evalplus, code_paper
-from evalsuite.scoring.code_data import Dataset, evalplus_cache_file, load_dataset, resolve_dataset
-from evalsuite.scoring.code_evalplus import EvalPlusChecker, Outcome
-from evalsuite.scoring.code_passk import DEFAULT_KS, pass_at_k
-from evalsuite.scoring.code_samples import CompletionStyle, Sample, read_samples
-from evalsuite.scoring.code_truth import GroundTruth, cache_root
+from evalsuite.scoring.code import evalplus as code_evalplus
+from evalsuite.scoring.code import paper as code_paper
+from evalsuite.scoring.code.data import Dataset, evalplus_cache_file, load_dataset, resolve_dataset
+from evalsuite.scoring.code.evalplus import EvalPlusChecker, Outcome
+from evalsuite.scoring.code.passk import DEFAULT_KS, pass_at_k
+from evalsuite.scoring.code.samples import CompletionStyle, Sample, read_samples
+from evalsuite.scoring.code.truth import GroundTruth, cache_root
 from evalsuite.scoring.errors import ScoringError
-from evalsuite.scoring.sandbox import Job, Sandbox
+from evalsuite.scoring.sandbox.box import Job, Sandbox
 
 Mode = Literal["evalplus", "paper"]
 MODES: tuple[Mode, ...] = ("evalplus", "paper")

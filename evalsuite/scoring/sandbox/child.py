@@ -1,7 +1,7 @@
 """Inside the sandbox: lock the process down, run the program, report outputs as data.
 
 This code runs in the freshly forked process that will execute untrusted code (the zygote
-forks it; see ``sandbox_zygote``). It first takes away everything the program must not
+forks it; see ``zygote``). It first takes away everything the program must not
 have (see ``_confine``), then reproduces the reference harness step by step, so that
 programs behave here exactly as under EvalPlus or bigcode:
 
@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from evalsuite.scoring import sandbox_wire as wire
+from evalsuite.scoring.sandbox import wire
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384

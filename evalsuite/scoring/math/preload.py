@@ -5,6 +5,6 @@ in memory, so a worker replaced after a timeout is ready in milliseconds. Not me
 imported elsewhere: it would load the parser and hold BLAS to one thread in that process.
 """
 
-from evalsuite.scoring.math_worker import prepare
+from evalsuite.scoring.math.worker import prepare
 
 prepare()

@@ -39,11 +39,11 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from evalsuite.scoring import sandbox_wire as wire
-from evalsuite.scoring.code_data import Problem
-from evalsuite.scoring.code_truth import GroundTruth, SplitTruth
-from evalsuite.scoring.sandbox import ExitInfo, Job
-from evalsuite.scoring.sandbox_child import LOAD_FAILED, SETUP_FAILED
+from evalsuite.scoring.code.data import Problem
+from evalsuite.scoring.code.truth import GroundTruth, SplitTruth
+from evalsuite.scoring.sandbox import wire
+from evalsuite.scoring.sandbox.box import ExitInfo, Job
+from evalsuite.scoring.sandbox.child import LOAD_FAILED, SETUP_FAILED
 
 DEFAULT_MIN_TIME_LIMIT = 4.0  # PROTOCOL 2 (EvalPlus 0.3.1's own default is 1.0)
 DEFAULT_FACTOR = 4.0

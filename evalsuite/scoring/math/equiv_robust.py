@@ -3,7 +3,7 @@
 Paper mode is the metric the RaSA tables report; this one answers "is the answer right?"
 more reliably, and is reported beside it, never instead. Order of checks:
 
-1. both answers normalised (``math_normalize_robust``); identical strings are equal (unlike
+1. both answers normalised (``normalize_robust``); identical strings are equal (unlike
    paper mode, robust mode has a string fallback: ``(1,2)`` equals ``(1,2)``);
 2. word answers (``odd``, ``Friday``, ``LQSX``) compare as words, case-insensitively: a
    product of symbols is the wrong reading of ``LXQS``, whose letter order matters;
@@ -33,7 +33,7 @@ import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 from math_verify.parser import NormalizationConfig
 
-from evalsuite.scoring.math_normalize_robust import (
+from evalsuite.scoring.math.normalize_robust import (
     WORD,
     int_fraction,
     is_decimal_fraction,

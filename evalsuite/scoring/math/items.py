@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.scoring.errors import ScoringError
-from evalsuite.scoring.math_extract import last_boxed_content
+from evalsuite.scoring.math.extract import last_boxed_content
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ Python version (outputs and their encoding depend on it):
 
 * ``truth.pkl``: for every task and split the times, the BLAKE2b digest of each encoded
   output (what the scorer compares against), the size and decoding cost of what the sandbox
-  sends for it (how big a plausible output may be: ``sandbox_wire.bound_for``), where the
+  sends for it (how big a plausible output may be: ``wire.bound_for``), where the
   floats start (EvalPlus' sticky tolerance) and which outputs are floats for the HF
   ``is_floats`` (paper mode), plus the bigcode deduplication of base + plus inputs;
 * ``outputs/<n>.pkl``: the outputs themselves, loaded only when an output does not match
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.scoring import sandbox_wire as wire
-from evalsuite.scoring.code_data import Dataset, Problem
+from evalsuite.scoring.code.data import Dataset, Problem
+from evalsuite.scoring.sandbox import wire
 
 FORMAT = 3  # 3: sizes and costs of the encoded outputs
 WORKER_TIMEOUT = 3600.0  # seconds for one worker's share of the canonical solutions
@@ -166,8 +166,8 @@ def _run_workers(
     shares: list[list[tuple[Any, ...]]] = [[] for _ in range(workers)]
     for n, arg in enumerate(order):
         shares[n % workers].append(arg)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    command = [sys.executable, "-m", "evalsuite.scoring.code_truth"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    command = [sys.executable, "-m", "evalsuite.scoring.code.truth"]
     procs = []
     for share in shares:
         proc = subprocess.Popen(
@@ -216,7 +216,7 @@ def _facts_path(out_path: Path) -> Path:
 
 
 def _worker() -> None:
-    """``python -m evalsuite.scoring.code_truth``: tasks pickled on stdin, ids on stdout."""
+    """``python -m evalsuite.scoring.code.truth``: tasks pickled on stdin, ids on stdout."""
     for arg in pickle.load(sys.stdin.buffer):
         facts = _compute(arg)
         _write(_facts_path(Path(arg[5])), facts)
@@ -305,6 +305,6 @@ class GroundTruth:
 
 
 if __name__ == "__main__":  # run the module's own copy, so pickles name its classes
-    from evalsuite.scoring.code_truth import _worker as worker
+    from evalsuite.scoring.code.truth import _worker as worker
 
     worker()

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from evalsuite.scoring.code_evalplus import DEFAULT_MIN_TIME_LIMIT
+from evalsuite.scoring.code.evalplus import DEFAULT_MIN_TIME_LIMIT
 from evalsuite.scoring.errors import ScoringError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -87,8 +87,8 @@ def score_humaneval_plus_command(
     dedup: bool = True,
 ) -> int:
     """Score, print (JSON or a summary), and return the process exit code."""
-    from evalsuite.scoring.code_score import MODES, score_humaneval_plus
-    from evalsuite.scoring.sandbox import SandboxError
+    from evalsuite.scoring.code.score import MODES, score_humaneval_plus
+    from evalsuite.scoring.sandbox.box import SandboxError
 
     try:
         if mode not in MODES:

@@ -40,9 +40,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from evalsuite.scoring.wire_cost import DecodeError as DecodeError
-from evalsuite.scoring.wire_cost import Implausible as Implausible
-from evalsuite.scoring.wire_cost import decode_cost
+from evalsuite.scoring.sandbox.wire_cost import DecodeError as DecodeError
+from evalsuite.scoring.sandbox.wire_cost import Implausible as Implausible
+from evalsuite.scoring.sandbox.wire_cost import decode_cost
 
 RECORD = struct.Struct("<BII16s")
 MAX_PAYLOAD = 64 * 2**20  # one output; the largest expected HumanEval+ output is ~9 MB
