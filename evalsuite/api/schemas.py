@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from evalsuite.evaluation.options import JobOptions
-from evalsuite.results_schema import INT32, INT64, NO_NUL, ResultsFile, SampleRow
-from evalsuite.results_schema import Name as TaskName
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+NO_NUL = r"^[^\x00]*$"
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 # a run name is one URL path segment
@@ -53,9 +53,8 @@ class CheckpointIn(BaseModel):
     sha256: Sha
     final: bool = False
     suites: Annotated[list[SuiteName], Field(min_length=1, max_length=32)] | None = None
-    options: JobOptions = Field(
-        default_factory=JobOptions,
-        description="evaluation options handed to the worker with each job, e.g. {'limit': 5}",
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="eval options handed to the worker, e.g. {'limit': 5}"
     )
 
 
@@ -113,9 +112,7 @@ class JobClaim(Job):
     checkpoint_sha256: str
     base_model: str
     base_model_path: str | None
-    options: dict[str, Any] = Field(
-        description="the JobOptions given at registration (the worker checks them again)"
-    )
+    options: dict[str, Any]
 
 
 class Registered(BaseModel):
@@ -174,8 +171,8 @@ class HeartbeatIn(BaseModel):
 
 class CompleteIn(BaseModel):
     worker_id: WorkerId
-    results: ResultsFile = Field(description="the runner's results.json (docs/results.md)")
-    samples: dict[TaskName, list[SampleRow]] = Field(
+    results: dict[str, Any] = Field(description="the runner's results.json object")
+    samples: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="task name -> the rows of its samples_<task>.jsonl"
     )
 
