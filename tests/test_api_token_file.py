@@ -194,11 +194,6 @@ def test_an_unreadable_token_file_stops_the_api_with_a_clear_message(database, t
     assert "Is a directory" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Settings.from_env catches OSError only; a token file that is not UTF-8 "
-    "raises UnicodeDecodeError, so 'evalsuite api' dies with a traceback and exit code 1",
-)
 def test_a_token_file_that_is_not_text_stops_the_api_with_a_clear_message(database, tmp_path):
     token_file = tmp_path / "tokens"
     token_file.write_bytes(b"alpha-0123\n\xff\xfe binary\n")

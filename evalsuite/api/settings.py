@@ -43,11 +43,12 @@ class Settings:
         token_file = os.environ.get("EVALSUITE_API_TOKEN_FILE")
         if token_file:
             try:
-                lines = Path(token_file).read_text().splitlines()
-            except OSError as exc:
+                lines = Path(token_file).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 raise SettingsError(
-                    f"cannot read EVALSUITE_API_TOKEN_FILE {token_file}: {exc.strerror}; "
-                    "point it at a file with one token per line"
+                    f"cannot read EVALSUITE_API_TOKEN_FILE {token_file}: {why}; "
+                    "point it at a text file with one token per line"
                 ) from None
             tokens.update(line.strip() for line in lines if line.strip())
         return cls(
