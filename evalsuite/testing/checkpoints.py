@@ -52,8 +52,11 @@ def _write(out_dir: Path, config: dict, tensors: dict[str, torch.Tensor], dtype)
 
 
 def _common(base_dir: Path, targets) -> dict:
+    # absolute, as PEFT resolves it from the loader's working directory, not the adapter's:
+    # 'evalsuite make-example' (default out: ./example) wrote 'example/base', loadable only
+    # from the directory it was made in
     return {
-        "base_model_name_or_path": str(base_dir),
+        "base_model_name_or_path": str(Path(base_dir).resolve()),
         "task_type": "CAUSAL_LM",
         "target_modules": list(targets),
         "inference_mode": True,
