@@ -36,18 +36,8 @@ from evalsuite.adapters.safetensors_io import (
     read_tensor,
 )
 from evalsuite.atomic import OutputExistsError, atomic_directory
+from evalsuite.dtypes import DTYPE_ALIASES, TORCH_NAMES
 from evalsuite.evaluation.progress import byte_progress
-
-DTYPE_ALIASES = {
-    "float32": "F32",
-    "fp32": "F32",
-    "bfloat16": "BF16",
-    "bf16": "BF16",
-    "float16": "F16",
-    "fp16": "F16",
-    "half": "F16",
-}
-TORCH_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
 
 
 def parse_dtype(dtype: str | None) -> str | None:
