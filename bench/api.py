@@ -40,6 +40,7 @@ from sqlalchemy import insert
 from evalsuite.client import ApiClient
 from evalsuite.store import Database, migrate
 from evalsuite.store.models import BaseModel, Checkpoint, Job, Run, Score
+from evalsuite.testing.results_json import results_json
 
 SECTION_TITLE = "## Results API (bench/api.py)"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -159,12 +160,7 @@ def start_server(url: str) -> tuple[subprocess.Popen, str]:
 def ingest(api: ApiClient, total: int) -> float:
     """Rows per second through POST /v1/jobs/{id}/complete, 10,000 rows per request."""
     api.create_run(name="ingest", method="rasa", r=8, k=2, domain="code", base_model="base-0")
-    results = {
-        "tasks": {"humaneval_plus": {"metrics": {"pass@1": {"value": 0.4, "stderr": 0.03,
-                                                            "n": 164}},
-                                     "partial": False, "config": {}}},
-        "model": {"materialization": "merged", "dtype": "bfloat16", "engine": {"name": "vllm"}},
-    }  # fmt: skip
+    results = results_json({"humaneval_plus": {"pass@1": 0.4}}, stderr=0.03)
     rows = [
         {"doc_id": f"HumanEval/{i // 50}", "prompt_sha256": "ab" * 32, "sample_index": i % 50,
          "verdict": i % 3 == 0, "completion": "    return sorted(set(l))\n" * 4,

@@ -148,6 +148,19 @@ def real_samples() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def sample_row(doc_id: str, sample_index: int = 0, verdict: bool | None = True, **fields: Any):
+    """A samples-file row with every field the runner writes (``fields`` add or replace)."""
+    row = {
+        "doc_id": doc_id,
+        "prompt_sha256": "ab" * 32,
+        "sample_index": sample_index,
+        "verdict": verdict,
+        "completion": "    return 1\n",
+        "details": {"status": "pass" if verdict else "fail"},
+    }
+    return {**row, **fields}
+
+
 def results_with(
     scores: dict[str, dict[str, float]],
     partial: bool = False,

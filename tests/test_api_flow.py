@@ -10,6 +10,7 @@ from service_support import (
     real_results,
     real_samples,
     results_with,
+    sample_row,
     served,
 )
 
@@ -56,9 +57,9 @@ def filled(server):
             )
             samples = {
                 "humaneval_plus": [
-                    {"doc_id": "HumanEval/0", "sample_index": 0, "verdict": True},
-                    {"doc_id": "HumanEval/0", "sample_index": 1, "verdict": False},
-                    {"doc_id": "HumanEval/1", "sample_index": 0, "verdict": False},
+                    sample_row("HumanEval/0", 0, True),
+                    sample_row("HumanEval/0", 1, False),
+                    sample_row("HumanEval/1", 0, False),
                 ]
             }
             assert api.complete(job["id"], "worker-1", results, samples)["status"] == "FINISHED"

@@ -8,7 +8,15 @@ import time
 from collections import Counter
 
 import pytest
-from service_support import BACKENDS, TOKEN, Server, make_database, results_with, served
+from service_support import (
+    BACKENDS,
+    TOKEN,
+    Server,
+    make_database,
+    results_with,
+    sample_row,
+    served,
+)
 from sqlalchemy import func, select
 
 from evalsuite.client import ApiClient, ApiError
@@ -45,7 +53,7 @@ def test_eight_workers_drain_500_jobs_each_once(server):
             with ApiClient(server.url, token=TOKEN, timeout=60) as api:
                 while job := api.claim(f"w{slot}", lease_s=300):
                     claimed[slot].append(job["id"])
-                    sample = [{"doc_id": "d", "sample_index": 0, "verdict": True}]
+                    sample = [sample_row("d")]
                     api.complete(
                         job["id"], f"w{slot}", _results(job["id"]), {"humaneval_plus": sample}
                     )

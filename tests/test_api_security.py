@@ -14,7 +14,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from service_support import BACKENDS, TOKEN, results_with, served
+from service_support import BACKENDS, TOKEN, results_with, sample_row, served
 
 from evalsuite.api.app import create_app
 from evalsuite.api.guard import route_access
@@ -224,7 +224,7 @@ def test_depth_up_to_the_limit_is_accepted_and_reads_back(server):
 def test_a_deep_sample_row_is_refused_and_samples_stay_readable(server):
     api = ApiClient(server.url, token=TOKEN)
     job = _claimed_job(api, "deep-row")
-    row = {"doc_id": "HumanEval/0", "sample_index": 0, "verdict": True, "details": nested(400)}
+    row = sample_row("HumanEval/0", details=nested(400))
     with pytest.raises(ApiError) as refused:
         api.complete(job["id"], "w", _results(), {"humaneval_plus": [row]})
     assert refused.value.status == 422 and "EVALSUITE_API_MAX_JSON_DEPTH" in str(refused.value)
@@ -242,7 +242,7 @@ def test_rows_stored_before_the_limit_do_not_break_reads(server):
     """A run and a samples row nested 400 deep, as an older server let in: reads still 200."""
     api = ApiClient(server.url, token=TOKEN)
     job = _claimed_job(api, "legacy")
-    api.complete(job["id"], "w", _results(), {"humaneval_plus": [{"doc_id": "d", "v": 1}]})
+    api.complete(job["id"], "w", _results(), {"humaneval_plus": [sample_row("d", v=1)]})
     db = Database(server.database_url)
     try:
         with db.writing() as session:
@@ -256,7 +256,7 @@ def test_rows_stored_before_the_limit_do_not_break_reads(server):
         db.dispose()
     page = api.samples(job["checkpoint_id"])
     assert page["total"] == 2
-    assert page["items"][0]["record"] == {"doc_id": "d", "v": 1}
+    assert page["items"][0]["record"] == sample_row("d", v=1)  # a scorer's own field kept
     assert "evalsuite_unreadable" in page["items"][1]["record"]
     assert "evalsuite_unreadable" in api.get_run("legacy")["metadata"]
     assert any(r["name"] == "legacy" for r in api.list_runs())

@@ -141,13 +141,11 @@ def test_config_mismatch_exits_2_naming_the_field(dirs, change, field, values):
 
 
 def test_materialisation_mismatch_exits_2(dirs):
-    base = dirs("base", model=default_model(materialization="lora-served"))
+    base = dirs("base", model=default_model(materialization="lora"))
     result = _gate(dirs("cand"), base, "--json")
     assert result.exit_code == 2
     reasons = _json(result)["reasons"]
-    assert (
-        "math/acc: materialization differs: candidate 'merged', baseline 'lora-served'" in reasons
-    )
+    assert "math/acc: materialization differs: candidate 'merged', baseline 'lora'" in reasons
 
 
 def test_partial_run_exits_2(dirs):

@@ -19,22 +19,19 @@ from evalsuite import __version__
 from evalsuite.api.guard import RequestGuard
 from evalsuite.api.routers import include_routers
 from evalsuite.api.settings import Settings
+from evalsuite.results_schema import problems
 from evalsuite.store import Database
 from evalsuite.store.errors import BadInput, Conflict, NotFound
 
 STATUS = {NotFound: 404, Conflict: 409, BadInput: 422}
 
 
-def _describe(error: dict) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{where}: {error.get('msg', 'invalid')}"
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(_describe(e) for e in exc.errors()[:10])
-        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+        return JSONResponse(
+            {"detail": f"invalid request: {problems(list(exc.errors()))}"}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

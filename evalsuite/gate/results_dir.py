@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from evalsuite.comparable import task_identity
 from evalsuite.gate.evidence import GateInputError, TaskEvidence
+from evalsuite.results_schema import ResultsFile, SampleRow, problems
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -22,8 +25,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """A samples file's rows, each checked against :class:`SampleRow` (the error names the
+    line and the field)."""
+    rows = read_jsonl(path)
+    for number, row in enumerate(rows, 1):
+        try:
+            SampleRow.model_validate(row)
+        except ValidationError as e:
+            raise GateInputError(
+                f"{path}: row {number} is not a samples row as 'evalsuite eval' writes it "
+                f"(docs/results.md): {problems(e.errors())}"
+            ) from None
+    return rows
+
+
 class ResultsDirSource:
-    """Reads ``results.json`` and ``samples_<task>.jsonl`` as the runner writes them."""
+    """Reads ``results.json`` (checked against :class:`ResultsFile`) and
+    ``samples_<task>.jsonl`` as the runner writes them."""
 
     def __init__(self, path: Path | str, label: str):
         self.path = Path(path)
@@ -36,35 +55,37 @@ class ResultsDirSource:
                 "'evalsuite eval --out DIR'"
             )
         try:
-            self.results: dict[str, Any] = json.loads(results_file.read_text())
+            raw = json.loads(results_file.read_text())
         except json.JSONDecodeError as e:
             raise GateInputError(f"{label}: {results_file} is not valid JSON ({e})") from e
-        if not isinstance(self.results.get("tasks"), dict):
-            raise GateInputError(f"{label}: {results_file} has no 'tasks' object")
+        try:
+            self.results = ResultsFile.model_validate(raw)
+        except ValidationError as e:
+            raise GateInputError(
+                f"{label}: {results_file} is not a results.json as 'evalsuite eval' writes it "
+                f"(docs/results.md): {problems(e.errors())}"
+            ) from None
 
     def tasks(self) -> dict[str, list[str]]:
-        return {name: list(t.get("metrics", {})) for name, t in self.results["tasks"].items()}
+        return {name: list(t.metrics) for name, t in self.results.tasks.items()}
 
     def evidence(self, task: str, metric: str) -> TaskEvidence:
-        record = self.results["tasks"].get(task)
+        record = self.results.tasks.get(task)
         if record is None:
-            known = ", ".join(sorted(self.results["tasks"])) or "none"
+            known = ", ".join(sorted(self.results.tasks)) or "none"
             raise GateInputError(f"{self.label}: {self.path} has no task {task!r} (has: {known})")
         samples = self.path / f"samples_{task}.jsonl"
         if not samples.is_file():
             raise GateInputError(
                 f"{self.label}: {samples} is missing; the gate needs per-sample rows"
             )
-        model = self.results.get("model") or {}
-        partial = bool(record.get("partial", self.results.get("partial", False)))
+        # as read (exclude_unset), so the identity is the one the store hashes
+        config = record.config.model_dump(mode="json", exclude_unset=True)
+        model = self.results.model.model_dump(mode="json", exclude_unset=True)
         return TaskEvidence(
             where=str(self.path),
-            partial=partial,
-            stored={
-                name: float(m["value"])
-                for name, m in record.get("metrics", {}).items()
-                if isinstance(m, dict) and isinstance(m.get("value"), int | float)
-            },
-            identity=task_identity(record.get("config") or {}, model),
-            load_rows=lambda: read_jsonl(samples),
+            partial=record.partial,
+            stored={name: m.value for name, m in record.metrics.items()},
+            identity=task_identity(config, model),
+            load_rows=lambda: read_samples(samples),
         )

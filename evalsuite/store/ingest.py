@@ -1,12 +1,17 @@
-"""Turn a runner's ``results.json`` and samples rows into score and sample rows.
+"""Turn a validated ``results.json`` and its samples rows into score and sample rows.
 
-Checked field by field here, not trusted: the API accepts the runner's object as it is, so a
-malformed one must become a clear 422, never a database error.
+Their shape is checked before they get here, by the models of
+:mod:`evalsuite.results_schema` (the API answers a malformed upload with a 422 that names the
+field). What is left is what a results file may hold but a score row may not:
+
+- a metric value that is not a finite number (NaN when a task scored no document) is refused,
+  since a score without a value would rank as anything;
+- a descriptive string (engine, dtype, a hash) longer than its column is stored as null: a
+  label the table cannot hold is no reason to refuse the scores, and results.json keeps it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -14,13 +19,12 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from evalsuite.comparable import comparability_hash
+from evalsuite.results_schema import ResultsFile, SampleRow
 from evalsuite.store.db import json_dumps
 from evalsuite.store.errors import BadInput
 from evalsuite.store.models import Job, Score
 
 AGGREGATE_TASK = "forgetting"
-NAME_MAX = 256
-INT_MAX = 2**31 - 1
 SAMPLE_COLUMNS = (
     "checkpoint_id",
     "job_id",
@@ -33,96 +37,71 @@ SAMPLE_COLUMNS = (
 )
 
 
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > NAME_MAX or "\x00" in value:
-        raise BadInput(f"{what} must be a non-empty string of at most {NAME_MAX} characters")
+def _fits(value: str | None, column: str) -> str | None:
+    """``value`` when the score column of that name can hold it, else None."""
+    length = Score.__table__.c[column].type.length
+    if value is None or "\x00" in value or (length is not None and len(value) > length):
+        return None
     return value
 
 
-def _number(value: Any, what: str, required: bool) -> float | None:
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadInput(f"{what} must be a number, got {value!r}")
+def _finite(value: float, where: str) -> float:
     if not math.isfinite(value):
-        if required:
-            raise BadInput(f"{what} must be finite, got {value!r}")
-        return None
-    return float(value)
-
-
-def _count(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise BadInput(f"{what} must be a non-negative integer, got {value!r}")
+        raise BadInput(
+            f"{where} is {value}, not a number that can be stored (NaN: the task scored no "
+            "document); rerun the task on its documents, or leave it out of the results"
+        )
     return value
 
 
-def _text(value: Any) -> str | None:
-    """Descriptive strings (engine, dtype, hashes): kept when they are plain short strings."""
-    if isinstance(value, str) and "\x00" not in value and len(value) <= 64:
-        return value
-    return None
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def score_rows(job: Job, results: dict[str, Any]) -> list[dict[str, Any]]:
+def score_rows(job: Job, results: ResultsFile) -> list[dict[str, Any]]:
     """One row per (task, metric) of ``results.json``; aggregates as task ``forgetting``."""
-    tasks = results.get("tasks")
-    if not isinstance(tasks, dict):
-        raise BadInput("results.tasks must be an object {task: {metrics, partial, config}}")
-    model = results.get("model") if isinstance(results.get("model"), dict) else {}
-    engine = model.get("engine") if isinstance(model.get("engine"), dict) else {}
-    served = {
-        "materialization": _text(model.get("materialization")),
-        "dtype": _text(model.get("dtype")),
-        "engine": _text(engine.get("name")),
-        "engine_version": _text(engine.get("version")),
+    # hashed as read (exclude_unset): the same dicts the gate hashes from the file
+    model = results.model.model_dump(mode="json", exclude_unset=True)
+    engine = results.model.engine
+    common = {
+        "checkpoint_id": job.checkpoint_id,
+        "job_id": job.id,
+        "materialization": _fits(results.model.materialization, "materialization"),
+        "dtype": _fits(results.model.dtype, "dtype"),
+        "engine": _fits(engine.name, "engine"),
+        "engine_version": _fits(engine.version, "engine_version"),
     }
-    common = {"checkpoint_id": job.checkpoint_id, "job_id": job.id, **served}
     rows: list[dict[str, Any]] = []
-    for task, result in tasks.items():
-        _name(task, "a task name in results.tasks")
-        if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
-            raise BadInput(f"results.tasks.{task} must be an object with 'metrics'")
-        config = result.get("config") if isinstance(result.get("config"), dict) else {}
-        for metric, m in result["metrics"].items():
-            where = f"results.tasks.{task}.metrics.{metric}"
-            _name(metric, f"a metric name of task {task!r}")
-            if not isinstance(m, dict):
-                raise BadInput(f"{where} must be an object {{value, stderr, n}}")
+    for task, result in results.tasks.items():
+        config_hash = comparability_hash(
+            result.config.model_dump(mode="json", exclude_unset=True), model
+        )
+        for metric, m in result.metrics.items():
             rows.append(
                 {
                     **common,
                     "task": task,
                     "metric": metric,
-                    "value": _number(m.get("value"), f"{where}.value", required=True),
-                    "stderr": _number(m.get("stderr"), f"{where}.stderr", required=False),
-                    "n": _count(m.get("n"), f"{where}.n"),
-                    "partial": bool(result.get("partial")),
-                    "config_hash": comparability_hash(config, model),
-                    "data_sha256": _text(config.get("data_sha256")),
-                    "prompt_sha256": _text(config.get("prompt_sha256")),
+                    "value": _finite(m.value, f"results.tasks.{task}.metrics.{metric}.value"),
+                    "stderr": _finite_or_none(m.stderr),
+                    "n": m.n,
+                    "partial": result.partial,
+                    "config_hash": config_hash,
+                    "data_sha256": _fits(result.config.data_sha256, "data_sha256"),
+                    "prompt_sha256": _fits(result.config.prompt_sha256, "prompt_sha256"),
                 }
             )
-    aggregates = results.get("aggregates") or {}
-    if not isinstance(aggregates, dict):
-        raise BadInput("results.aggregates must be an object {name: {value, parts, partial}}")
-    for name, agg in aggregates.items():
-        where = f"results.aggregates.{name}"
-        _name(name, "an aggregate name")
-        if not isinstance(agg, dict):
-            raise BadInput(f"{where} must be an object {{value, parts, partial}}")
+    for name, agg in results.aggregates.items():
         rows.append(
             {
                 **common,
                 "task": AGGREGATE_TASK,
                 "metric": name,
-                "value": _number(agg.get("value"), f"{where}.value", required=True),
+                "value": _finite(agg.value, f"results.aggregates.{name}.value"),
                 "stderr": None,
                 "n": None,
-                "partial": bool(agg.get("partial")),
-                "config_hash": comparability_hash(agg.get("metrics"), model),
+                "partial": agg.partial,
+                "config_hash": comparability_hash(agg.metrics, model),
                 "data_sha256": None,
                 "prompt_sha256": None,
             }
@@ -130,54 +109,34 @@ def score_rows(job: Job, results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def sample_rows(job: Job, samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per samples-file line: doc id, sample index, verdict, score and the whole row."""
-    if not isinstance(samples, dict):
-        raise BadInput("samples must be an object {task: [samples-file rows]}")
-    rows: list[dict[str, Any]] = []
-    for task, records in samples.items():
-        _name(task, "a task name in samples")
-        if not isinstance(records, list):
-            raise BadInput(f"samples.{task} must be a list of samples-file rows")
-        for i, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise BadInput(f"samples.{task}[{i}] must be an object (one samples-file row)")
-            doc_id = record.get("doc_id", i)
-            doc_text = doc_id if isinstance(doc_id, str) else json.dumps(doc_id)
-            if "\x00" in doc_text:
-                raise BadInput(f"samples.{task}[{i}].doc_id must not contain NUL characters")
-            index = record.get("sample_index", 0)
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= INT_MAX:
-                raise BadInput(f"samples.{task}[{i}].sample_index must be an integer >= 0")
-            verdict = record.get("verdict")
-            score = record.get("score")
-            finite = isinstance(score, int | float) and not isinstance(score, bool)
-            rows.append(
-                {
-                    "checkpoint_id": job.checkpoint_id,
-                    "job_id": job.id,
-                    "task": task,
-                    "doc_id": doc_text,
-                    "sample_index": index,
-                    "correct": verdict if isinstance(verdict, bool) else None,
-                    "score": float(score) if finite and math.isfinite(score) else None,
-                    "record": record,
-                }
-            )
-    return rows
+def sample_rows(job: Job, samples: dict[str, list[SampleRow]]) -> list[dict[str, Any]]:
+    """One row per samples-file line: doc id, sample index, verdict, score and the whole row
+    as it was sent (``record``, with the scorer's own fields)."""
+    return [
+        {
+            "checkpoint_id": job.checkpoint_id,
+            "job_id": job.id,
+            "task": task,
+            "doc_id": row.doc_id,
+            "sample_index": row.sample_index,
+            "correct": row.verdict,
+            "score": _finite_or_none(row.score),
+            "record": row.model_dump(mode="json", exclude_unset=True),
+        }
+        for task, records in samples.items()
+        for row in records
+    ]
 
 
 def store_results(
     session: Session,
     job: Job,
-    results: dict[str, Any],
-    samples: dict[str, list[dict[str, Any]]],
+    results: ResultsFile,
+    samples: dict[str, list[SampleRow]],
 ) -> tuple[int, int]:
     """Insert the job's scores and samples in the caller's transaction; returns the counts."""
-    if not isinstance(results, dict):
-        raise BadInput("results must be the runner's results.json object")
     scores = score_rows(job, results)
-    rows = sample_rows(job, samples or {})
+    rows = sample_rows(job, samples)
     if scores:
         session.execute(insert(Score), scores)
     if rows:

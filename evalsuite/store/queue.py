@@ -9,11 +9,11 @@ serialises claims. Leases that ran out are handed back to PENDING on every claim
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from evalsuite.results_schema import ResultsFile, SampleRow
 from evalsuite.store.errors import Conflict, NotFound
 from evalsuite.store.ingest import store_results
 from evalsuite.store.models import Checkpoint, Job, JobStatus, Run, utcnow
@@ -132,8 +132,8 @@ def complete(
     session: Session,
     job_id: int,
     worker_id: str,
-    results: dict[str, Any],
-    samples: dict[str, list[dict[str, Any]]],
+    results: ResultsFile,
+    samples: dict[str, list[SampleRow]],
 ) -> Job:
     """Store the results and finish the job; a FINISHED job stays as it is (idempotent).
 

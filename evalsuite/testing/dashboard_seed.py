@@ -21,12 +21,9 @@ from typing import Any
 
 import httpx
 
+from evalsuite.testing.results_json import results_json
+
 TOKEN = "dashboard-test-token"
-MODEL = {
-    "materialization": "merged",
-    "dtype": "bfloat16",
-    "engine": {"name": "vllm", "version": "0.32.0"},
-}
 
 
 def free_port() -> int:
@@ -129,23 +126,6 @@ def live_dashboard(api_url: str) -> Iterator[str]:
         server.wait(timeout=20)
 
 
-def _results(task_metrics: dict[str, dict[str, float]], aggregate: float | None) -> dict:
-    tasks = {
-        task: {
-            "metrics": {m: {"value": v, "stderr": None, "n": 164} for m, v in metrics.items()},
-            "partial": False,
-            "n_docs": 164,
-            "n_docs_total": 164,
-            "config": {"data_sha256": f"sha-{task}", "prompt_sha256": f"prompt-{task}"},
-        }
-        for task, metrics in task_metrics.items()
-    }
-    aggregates = {}
-    if aggregate is not None:
-        aggregates["forgetting_score"] = {"value": aggregate, "parts": {}, "partial": False}
-    return {"partial": False, "model": MODEL, "tasks": tasks, "aggregates": aggregates}
-
-
 def _outcomes(spec: RunSpec) -> dict[tuple[float, str], tuple[dict, dict] | str]:
     """(epoch, suite) -> (results, samples) to complete with, or the reason to fail with."""
     out: dict[tuple[float, str], tuple[dict, dict] | str] = {}
@@ -153,11 +133,11 @@ def _outcomes(spec: RunSpec) -> dict[tuple[float, str], tuple[dict, dict] | str]
     last = len(spec.epochs)
     for e, metrics in enumerate(spec.epochs, start=1):
         samples = spec.samples if e == last else {}
-        out[(float(e), spec.domain)] = (_results({learning: metrics}, None), samples)
+        out[(float(e), spec.domain)] = (results_json({learning: metrics}), samples)
         if spec.forgetting:
             score = spec.forgetting[e - 1]
             parts = {"hellaswag": {"acc_norm": score}, "winogrande": {"acc": score}}
-            out[(float(e), "forgetting")] = (_results(parts, score), {})
+            out[(float(e), "forgetting")] = (results_json(parts, {"forgetting_score": score}), {})
     if spec.fail is not None:
         out[(float(spec.fail[0]), spec.fail[1])] = FAIL_REASON
     return out
@@ -218,19 +198,21 @@ def _work_queue(http: httpx.Client, plan: dict, worker_id: str) -> None:
 
 
 LLAMA, MISTRAL = "Llama-3.1-8B", "Mistral-0.3-7B"
+_CODE = {"prompt_sha256": "prompt-humaneval_plus", "sample_index": 0}
+_MATH = {"prompt_sha256": "prompt-math", "sample_index": 0}
 CODE_SAMPLES = [
-    {"doc_id": "HumanEval/0", "sample_index": 0, "verdict": True, "completion": "return True",
+    {"doc_id": "HumanEval/0", **_CODE, "verdict": True, "completion": "return True",
      "details": {"status": "pass", "failed_split": None, "failed_input": None}},
-    {"doc_id": "HumanEval/2", "sample_index": 0, "verdict": False, "completion": "return 0",
+    {"doc_id": "HumanEval/2", **_CODE, "verdict": False, "completion": "return 0",
      "details": {"status": "fail", "failed_split": "plus", "failed_input": "[3.5, 1e-09]"}},
-    {"doc_id": "HumanEval/3", "sample_index": 0, "verdict": False, "completion": "while 1: pass",
+    {"doc_id": "HumanEval/3", **_CODE, "verdict": False, "completion": "while 1: pass",
      "details": {"status": "timeout", "failed_split": "base", "failed_input": "[[1, 2, -4]]"}},
 ]  # fmt: skip
 MATH_SAMPLES = [
-    {"doc_id": "algebra/1", "sample_index": 0, "verdict": False, "completion": "so 1/2",
+    {"doc_id": "algebra/1", **_MATH, "verdict": False, "completion": "so 1/2",
      "details": {"extracted": "1/2", "gold": "0.5", "paper": False, "robust": True,
                  "status": "ok", "subject": "Algebra", "level": 2}},
-    {"doc_id": "geometry/2", "sample_index": 0, "verdict": True, "completion": "\\boxed{3}",
+    {"doc_id": "geometry/2", **_MATH, "verdict": True, "completion": "\\boxed{3}",
      "details": {"extracted": "3", "gold": "3", "paper": True, "robust": True,
                  "status": "ok", "subject": "Geometry", "level": 1}},
 ]  # fmt: skip

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from evalsuite.engines.process import describe_exit
 from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.runner import EvalOptions
+from evalsuite.results_schema import ResultsFile, SampleRow, problems
 
 ERROR_FILE = "job_error.txt"
 LOG_FILE = "job.log"
@@ -146,15 +149,28 @@ class JobProcess:
 
 
 def collect(out: Path) -> JobOutcome:
-    """``results.json`` and each task's ``samples_<task>.jsonl`` rows, as the API takes them."""
+    """``results.json`` and each task's ``samples_<task>.jsonl`` rows, as the API takes them.
+
+    Checked against the models the API validates with first: a file the API would refuse
+    fails the job here with the reason, instead of an upload answered 422 after the run.
+    """
     results_file = out / "results.json"
     if not results_file.is_file():
         return JobOutcome(ok=False, error=f"the evaluation ended without writing {results_file}")
     results = json.loads(results_file.read_text())
     samples: dict[str, list[dict[str, Any]]] = {}
-    for task in results["tasks"]:
-        path = out / f"samples_{task}.jsonl"
-        samples[task] = [json.loads(line) for line in path.read_text().splitlines() if line]
+    try:
+        for task in ResultsFile.model_validate(results).tasks:
+            path = out / f"samples_{task}.jsonl"
+            samples[task] = [json.loads(line) for line in path.read_text().splitlines() if line]
+            for row in samples[task]:
+                SampleRow.model_validate(row)
+    except ValidationError as e:
+        return JobOutcome(
+            ok=False,
+            error=f"the evaluation wrote results the service would refuse ({e.title}: "
+            f"{problems(e.errors())})",
+        )
     return JobOutcome(ok=True, results=results, samples=samples)
 
 
