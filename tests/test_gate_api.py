@@ -1,5 +1,5 @@
-"""The gate against the real service (uvicorn, SQLite): ``evalsuite gate --api`` and
-``POST /v1/gate`` give the numbers the results-directory mode gives on the same data."""
+"""The gate against the real service (uvicorn, SQLite and PostgreSQL): ``evalsuite gate --api``
+and ``POST /v1/gate`` give the numbers the results-directory mode gives on the same data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from service_support import TOKEN, served
+from service_support import BACKENDS, TOKEN, served
 from typer.testing import CliRunner
 
 from evalsuite.cli import app
@@ -34,12 +34,12 @@ def _tasks(math_drop: int = 0, partial: bool = False):
     return tasks
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(request, tmp_path_factory):
     """Runs 'base' (epoch 1 better than epoch 2, the final one), 'cand' (MATH 10 points below
     base@1), 'same' (equal to base@1) and 'part' (a --limit run), all through the queue."""
-    root = tmp_path_factory.mktemp("gate-service")
-    yield from served("sqlite", root / "db")
+    root = tmp_path_factory.mktemp(f"gate-service-{request.param}")
+    yield from served(request.param, root / "db")
 
 
 @pytest.fixture(scope="module")
