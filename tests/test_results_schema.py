@@ -31,7 +31,9 @@ from evalsuite.results_schema import (
     TaskConfig,
 )
 from evalsuite.store import migrate
-from evalsuite.tasking.spec import _LM_EVAL_KEYS, DataSource, Sampling, TaskSpec
+from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasking.spec import _LM_EVAL_KEYS, DataSource, Sampling
+from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
 from evalsuite.worker.job import collect
 
@@ -55,19 +57,19 @@ def test_numbers_keep_their_json_type_so_the_config_hash_does_not_move():
 
 
 def test_the_config_records_mirror_the_task_spec():
-    """A field added to TaskSpec (or its data/sampling) must be added to the schema too: the
-    runner's own results would be refused otherwise."""
+    """A field added to what TaskSpec.config() records (or to its data or sampling) must be
+    added to the schema too: the runner's own results would be refused otherwise."""
     added_by_runner = {"data_sha256", "data_origin", "prompt_sha256", "limit"}
-    assert set(TaskConfig.model_fields) == {f.name for f in dataclasses.fields(TaskSpec)} | (
-        added_by_runner
-    )
+    specs = list(TaskRegistry([EXAMPLE_TASKS]).tasks.values())
+    assert {s.kind for s in specs} == {"generate", "multiple_choice", "lm_eval"}
+    for spec in specs:
+        config = spec.config()
+        assert set(TaskConfig.model_fields) == set(config) | added_by_runner, spec.name
+        runner_fields = {"data_sha256": "d", "data_origin": "o", "prompt_sha256": "p"}
+        TaskConfig.model_validate({**config, **runner_fields})
     assert set(DataConfig.model_fields) == {f.name for f in dataclasses.fields(DataSource)}
     assert set(SamplingConfig.model_fields) == {f.name for f in dataclasses.fields(Sampling)}
     assert set(LmEvalConfig.model_fields) == _LM_EVAL_KEYS
-    for f in dataclasses.fields(TaskSpec):
-        if f.default is not dataclasses.MISSING and f.name in TaskConfig.model_fields:
-            default = TaskConfig.model_fields[f.name].get_default(call_default_factory=True)
-            assert default == (list(f.default) if isinstance(f.default, tuple) else f.default)
     assert {f.name for f in dataclasses.fields(EngineInfo)} <= set(EngineRecord.model_fields)
 
 
