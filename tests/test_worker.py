@@ -7,7 +7,8 @@ tiny local model (transformers engine), workers as real ``evalsuite worker`` pro
   expires, a second worker finishes the job, and every score is stored once;
 * SIGTERM hands the current job back to the queue at once and stops its processes;
 * a checkpoint whose files changed after registration, or a job with an option the worker
-  does not know, fails with the reason, retried up to the service's limit, then FAILED.
+  does not know (refused by the API at registration; stored here as an older service let
+  it in), fails with the reason, retried up to the service's limit, then FAILED.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import psutil
 import pytest
 from service_support import TOKEN, served
 
-from evalsuite.client import ApiClient
+from evalsuite.client import ApiClient, ApiError
 from evalsuite.evaluation.runner import EvalOptions, evaluate
+from evalsuite.store import Database
+from evalsuite.store.models import Job
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS, write_example_runs
 from evalsuite.worker.submit import checkpoint_facts
 
@@ -212,10 +215,21 @@ def test_changed_checkpoint_and_unknown_options_fail_with_the_reason(
     changed = client.register_checkpoint(
         "rasa-r8", epoch=1, uri=str(runs["rasa"][0]), sha256="0" * 64, suites=["tiny"]
     )
-    unknown = client.register_checkpoint(
-        "rasa-r8", epoch=2, uri=str(runs["rasa"][1]), sha256=checkpoint_facts(runs["rasa"][1])[
-            "sha256"], suites=["tiny"], options={"temperature_boost": 2},
+    second = dict(
+        epoch=2, uri=str(runs["rasa"][1]), sha256=checkpoint_facts(runs["rasa"][1])["sha256"],
+        suites=["tiny"],
     )  # fmt: skip
+    with pytest.raises(ApiError) as refused:  # the API checks options at registration ...
+        client.register_checkpoint("rasa-r8", **second, options={"temperature_boost": 2})
+    assert refused.value.status == 422 and "temperature_boost" in str(refused.value)
+    unknown = client.register_checkpoint("rasa-r8", **second)
+    # ... and the worker again: a job stored before that check, as an older service let in
+    db = Database(service.database_url)
+    try:
+        with db.writing() as session:
+            session.get(Job, unknown["jobs"][0]["id"]).options = {"temperature_boost": 2}
+    finally:
+        db.dispose()
     worker = _worker(service, tmp_path / "jobs", "--once")
     out, _ = worker.communicate(timeout=600)
     assert worker.returncode == 0, out

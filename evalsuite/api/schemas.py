@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from evalsuite.evaluation.options import JobOptions
 from evalsuite.results_schema import INT32, NO_NUL, Count, ResultsFile, SampleRow
 from evalsuite.results_schema import INT64 as INT64  # the routers' id bounds
 from evalsuite.results_schema import Name as TaskName
@@ -52,8 +53,9 @@ class CheckpointIn(BaseModel):
     sha256: Sha
     final: bool = False
     suites: Annotated[list[SuiteName], Field(min_length=1, max_length=32)] | None = None
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="eval options handed to the worker, e.g. {'limit': 5}"
+    options: JobOptions = Field(
+        default_factory=JobOptions,
+        description="evaluation options handed to the worker with each job, e.g. {'limit': 5}",
     )
 
 
@@ -111,7 +113,9 @@ class JobClaim(Job):
     checkpoint_sha256: str
     base_model: str
     base_model_path: str | None
-    options: dict[str, Any]
+    options: dict[str, Any] = Field(
+        description="the JobOptions given at registration (the worker checks them again)"
+    )
 
 
 class Registered(BaseModel):

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.adapters import Adapter, AdapterError, FullCheckpoint, export_lora, load, merge
-from evalsuite.adapters.merge import TORCH_NAMES, check_against_base, parse_dtype
+from evalsuite.adapters.merge import check_against_base, parse_dtype
 from evalsuite.adapters.model_files import read_model_config, read_model_weights
 from evalsuite.adapters.safetensors_io import read_header
-
-MODES = ("merged", "lora")
+from evalsuite.dtypes import TORCH_NAMES
+from evalsuite.evaluation.options import MATERIALIZE_MODES
+from evalsuite.results_schema import Materialization
 
 
 def cache_root() -> Path:
@@ -53,7 +54,7 @@ def _model_dtype(model_dir: Path) -> str:
 
 @dataclass
 class Materialized:
-    mode: str  # merged | lora | full | base
+    mode: Materialization
     model_dir: Path
     dtype: str
     identity: str  # part of every resume-cache key
@@ -86,8 +87,10 @@ def materialize(
     base_dir: Path, adapter_dir: Path | None, mode: str = "merged", dtype: str | None = None
 ) -> Materialized:
     """Check everything, then merge or export (or reuse a cached result)."""
-    if mode not in MODES:
-        raise AdapterError(f"unknown --materialize {mode!r}; choose merged or lora")
+    if mode not in MATERIALIZE_MODES:
+        raise AdapterError(
+            f"unknown --materialize {mode!r}; choose {' or '.join(MATERIALIZE_MODES)}"
+        )
     base_dir = Path(base_dir)
     if not (base_dir / "config.json").is_file():
         raise AdapterError(

@@ -17,22 +17,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from evalsuite.client import ApiClient, ApiError
 from evalsuite.errors import EvalsuiteError
+from evalsuite.evaluation.options import JobOptions
 from evalsuite.evaluation.runner import EvalOptions
+from evalsuite.results_schema import problems
 from evalsuite.worker.job import JobOutcome, JobProcess
-
-# job options the service may set (docs/api.md JobClaim.options) -> EvalOptions fields
-JOB_OPTIONS = ("limit", "n_samples", "max_new_tokens", "seed", "num_fewshot", "materialize",
-               "dtype", "engine")  # fmt: skip
 
 
 class JobOptionError(EvalsuiteError):
-    """The service asked for an evaluation option this worker does not know."""
+    """The job cannot be run as given: options this worker cannot use, or no base model."""
 
 
 @dataclass
@@ -55,17 +55,33 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def job_options(claim: dict[str, Any]) -> JobOptions:
+    """The claim's options, checked again here: the API checks them at registration, but a
+    job may have been stored before that check, or by a service of another version."""
+    try:
+        return JobOptions.model_validate(claim.get("options") or {})
+    except ValidationError as e:
+        raise JobOptionError(
+            f"job {claim['id']} has options this worker cannot use ({problems(e.errors())}); it "
+            f"understands {', '.join(JobOptions.model_fields)}: upgrade the worker or fix the "
+            "options where the job was made"
+        ) from None
+
+
 def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions:
     """The runner's options for a claimed job: the worker's settings, then the job's."""
-    options = dict(claim.get("options") or {})
-    unknown = sorted(set(options) - set(JOB_OPTIONS))
-    if unknown:
+    options = job_options(claim)
+    base = claim.get("base_model_path")
+    if not base:
         raise JobOptionError(
-            f"job {claim['id']} asks for unknown option(s) {unknown}; this worker understands "
-            f"{list(JOB_OPTIONS)}: upgrade the worker or fix the options where the job was made"
+            f"job {claim['id']}: run {claim.get('run')!r} has no base_model_path, so no worker "
+            f"can find its base model {claim.get('base_model')!r}; give the run's base model a "
+            "path (a new run: 'evalsuite submit --base-model-path DIR'; an existing one: "
+            "POST /v1/runs again with its fields and base_model_path), then POST "
+            f"/v1/jobs/{claim['id']}/retry"
         )
     opts = EvalOptions(
-        base=Path(claim["base_model_path"]),
+        base=Path(base),
         adapter=Path(claim["checkpoint_uri"]),
         out=settings.work_dir / f"job-{claim['id']}",
         suite=claim["suite"],
@@ -76,9 +92,8 @@ def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions
         task_dirs=list(settings.task_dirs),
         progress=False,
     )
-    for name, value in options.items():
-        setattr(opts, name, value)
-    return opts
+    # each JobOptions field is the EvalOptions field of the same name
+    return replace(opts, **options.overrides())
 
 
 class Worker:

@@ -51,8 +51,12 @@ def register_checkpoint(
     settings: SettingsDep,
     response: Response,
 ) -> Registered:
-    """201 with the checkpoint and one PENDING job per suite; the same sha256 again: 200."""
-    done = catalog.register_checkpoint(session, run, body.model_dump(), settings.max_attempts)
+    """201 with the checkpoint and one PENDING job per suite; the same sha256 again: 200.
+
+    ``options`` were checked against ``JobOptions`` (422 otherwise); the jobs keep only the
+    ones given, so an unset option leaves the worker's own setting in force."""
+    fields = {**body.model_dump(), "options": body.options.overrides()}
+    done = catalog.register_checkpoint(session, run, fields, settings.max_attempts)
     if not done.created:
         response.status_code = 200
     return Registered(
