@@ -81,7 +81,7 @@ def test_quick_demo_prints_what_the_database_holds(tmp_path):
     runs = {run for run, _, _ in stored}
     assert runs == {"lora-r8-code", "rasa-r8-code", "lora-r8-math", "rasa-r8-math"}
 
-    code = _table_rows(output, "Table 1 (code, HumanEval+)")
+    code = _table_rows(output, "Table 1: code (HumanEval+)")
     for method, run in (("LoRA", "lora-r8-code"), ("RaSA", "rasa-r8-code")):
         # columns: Time, PASS@1 BEST, PASS@1 LAST, PASS@10 BEST, PASS@10 LAST, #params, #extra
         cells = code[method]
@@ -90,7 +90,7 @@ def test_quick_demo_prints_what_the_database_holds(tmp_path):
             assert float(cells[offset]) == pytest.approx(100 * max(by_epoch.values()), abs=0.05)
             last = by_epoch[max(by_epoch)]
             assert float(cells[offset + 1]) == pytest.approx(100 * last, abs=0.05)
-    math = _table_rows(output, "Table 2 (math, MATH)")
+    math = _table_rows(output, "Table 2: math (MATH)")
     for method, run in (("LoRA", "lora-r8-math"), ("RaSA", "rasa-r8-math")):
         by_epoch = stored[(run, "math", "acc")]
         assert float(math[method][1]) == pytest.approx(100 * max(by_epoch.values()), abs=0.05)

@@ -6,14 +6,15 @@ import streamlit as st
 
 from evalsuite.dashboard.curves import curve_figure, series_from_curves
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.protocol import forgetting, paper_tables, task_metrics
 
-# the learning metrics per domain: (task, metric) and how the page names them
+# the learning metrics per domain (every metric its table's task declares) by display name
 LEARNING = {
-    "code": {"HumanEval+ pass@1": ("humaneval_plus", "pass@1"),
-             "HumanEval+ pass@10": ("humaneval_plus", "pass@10")},
-    "math": {"MATH acc (paper)": ("math", "acc"), "MATH acc (robust)": ("math", "acc_robust")},
-}  # fmt: skip
-FORGETTING = ("forgetting", "forgetting_score")
+    domain: {m.display: (table.task, m.metric) for m in task_metrics(table.task)}
+    for domain, table in paper_tables().items()
+}
+SCORE = forgetting()
+FORGETTING = (SCORE.task, SCORE.metric)
 
 
 def render(conn: Conn) -> None:
@@ -36,8 +37,8 @@ def render(conn: Conn) -> None:
     st.plotly_chart(
         curve_figure(
             forgetting,
-            "Forgetting: mean of HellaSwag, WinoGrande, ARC-Challenge",
-            "forgetting_score (%)",
+            SCORE.display,
+            f"{SCORE.metric} (%)",
             best_from=best,
         )
     )

@@ -15,8 +15,9 @@ from evalsuite.dashboard.table import (
     methods_of,
     ranks_of,
 )
+from evalsuite.protocol import paper_tables
 
-DOMAINS = {"code": "Table 1: code (HumanEval+)", "math": "Table 2: math (MATH)"}
+DOMAINS = {domain: table.title for domain, table in paper_tables().items()}
 STYLE = """<style>
 table.evalsuite-leaderboard { border-collapse: collapse; font-size: 0.85rem; }
 table.evalsuite-leaderboard th, table.evalsuite-leaderboard td {

@@ -29,12 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evalsuite.client import ApiClient
 from evalsuite.demo.services import ServiceProcess, free_port
 from evalsuite.errors import EvalsuiteError
+from evalsuite.protocol import forgetting, paper_tables
 
 BASE_MODEL = "tiny-llama"
-# the paper's columns: Table 1 (code) reads humaneval_plus, Table 2 (math) reads math
-LEARNING_METRIC = {"code": ("humaneval_plus", "pass@1"), "math": ("math", "acc")}
-FORGETTING = ("forgetting", "forgetting_score")
-FORGETTING_TASKS = {"hellaswag": "acc_norm", "winogrande": "acc", "arc_challenge": "acc_norm"}
 
 
 class DemoError(EvalsuiteError):
@@ -110,11 +107,11 @@ def write_data(root: Path, plan: DemoPlan, data_dir: Path | None) -> Path:
 
 def write_suites(root: Path, plan: DemoPlan) -> Path:
     """One job per checkpoint: the domain's task and the three forgetting tasks together."""
-    tasks = {"code": "humaneval_plus", "math": "math"}
+    tables, score = paper_tables(), forgetting()
     suites = {
         f"demo-{domain}": {
-            "tasks": [tasks[domain], *FORGETTING_TASKS],
-            "aggregate": {"name": FORGETTING[1], "metrics": FORGETTING_TASKS},
+            "tasks": [tables[domain].task, *score.members],
+            "aggregate": {"name": score.metric, "metrics": score.members},
         }
         for domain in plan.domains
     }
@@ -190,15 +187,16 @@ def report(client: ApiClient, plan: DemoPlan, console: Console) -> dict[str, Any
     from evalsuite.dashboard.table import from_table_data, with_emphasis
 
     shown: dict[str, Any] = {"tables": {}, "curves": {}}
-    titles = {"code": "Table 1 (code, HumanEval+)", "math": "Table 2 (math, MATH)"}
+    tables, score = paper_tables(), forgetting()
     for domain in plan.domains:
         data = client.table(domain)
         shown["tables"][domain] = data
-        console.rule(titles[domain])
+        console.rule(tables[domain].title)
         console.print(to_markdown(with_emphasis(from_table_data(data))), markup=False)
     for domain in plan.domains:
         names = [run_name(m, domain) for m in plan.methods]
-        for task, metric in (LEARNING_METRIC[domain], FORGETTING):
+        headline = (tables[domain].task, tables[domain].metrics[0].metric)
+        for task, metric in (headline, (score.task, score.metric)):
             curves = client.curves(names, task, metric)
             shown["curves"][f"{domain}:{task}:{metric}"] = curves
             console.rule(f"curve: {task} {metric} by epoch ({domain} runs)")

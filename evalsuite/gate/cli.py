@@ -20,7 +20,7 @@ import typer
 from evalsuite.errors import EvalsuiteError
 from evalsuite.gate.api_source import ApiSource, Reader, parse_ref, wait_for_jobs
 from evalsuite.gate.compare import GateReport, GateSettings, run_gate
-from evalsuite.gate.evidence import PRIMARY_METRICS, GateInputError, Source, default_checks
+from evalsuite.gate.evidence import GateInputError, Source, default_checks, primary_metrics
 from evalsuite.gate.report import to_json, to_markdown, write_outputs
 from evalsuite.gate.results_dir import ResultsDirSource
 
@@ -55,7 +55,7 @@ def select_checks(
     checks = [(t, m) for t, m in common if t in tasks]
     for task in tasks:
         if not any(t == task for t, _ in checks):  # still a check, so the refusal is reported
-            checks += [(task, m) for m in PRIMARY_METRICS.get(task, ("?",))]
+            checks += [(task, m) for m in primary_metrics(task) or ("?",)]
     return checks
 
 

@@ -25,17 +25,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.protocol import task_metrics
 from evalsuite.scoring.code.passk import estimate_pass_at_k
 
-# The paper's numbers per task, gated when no --task/--metric is given.
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "humaneval_plus": ("pass@1", "pass@10"),
-    "math": ("acc", "acc_robust"),
-    "math500": ("acc", "acc_robust"),
-    "hellaswag": ("acc_norm",),
-    "winogrande": ("acc",),
-    "arc_challenge": ("acc_norm",),
-}
+
+def primary_metrics(task: str) -> tuple[str, ...]:
+    """The paper's numbers of a task (its declared ``metric_list``), gated when no
+    --task/--metric is given; empty for a task the bundled protocol does not declare."""
+    return tuple(m.metric for m in task_metrics(task))
+
+
 # Where a metric lives in a sample's details when the scorer names it otherwise.
 _DETAIL_KEYS: dict[str, tuple[str, ...]] = {"acc": ("acc", "paper"), "acc_robust": ("robust",)}
 _PASS_AT_K = re.compile(r"^(?:(base|plus)/)?pass@(\d+)$")
@@ -80,7 +79,7 @@ def default_checks(candidate: dict[str, list[str]], baseline: dict[str, list[str
     checks: list[tuple[str, str]] = []
     for task in sorted(set(candidate) & set(baseline)):
         both = [m for m in candidate[task] if m in baseline[task] and "/" not in m]
-        primary = PRIMARY_METRICS.get(task)
+        primary = primary_metrics(task) or None
         metrics = [m for m in primary if m in both] if primary else sorted(both)
         checks.extend((task, m) for m in metrics)
     return checks

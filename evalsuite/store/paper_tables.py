@@ -14,12 +14,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from evalsuite.emphasis import BOLD, ITALIC, column_marks
+from evalsuite.protocol import paper_tables
 from evalsuite.store.queries import BestLast, best_last
 
-DOMAINS: dict[str, tuple[str, list[str]]] = {
-    "code": ("humaneval_plus", ["pass@1", "pass@10"]),
-    "math": ("math", ["acc"]),
-}
 # the paper's row order within a rank; unknown methods come before RaSA, full fine-tuning last
 METHOD_ORDER = ["lora", "rslora", "rora", "olora", "pissa", "prilora", "adalora", "dora", "vera"]
 LATE_ORDER = ["mora", "rasa", "fft"]
@@ -56,7 +53,8 @@ def table_data(
     r: int | None = None,
 ) -> dict[str, Any]:
     """``TableData`` of docs/api.md for ``domain`` (``code`` or ``math``)."""
-    task, metrics = DOMAINS[domain]
+    table = paper_tables()[domain]
+    task, metrics = table.task, [m.metric for m in table.metrics]
     found = best_last(session, task, metrics, domain, base_model, method, r)
     per_run: dict[str, dict[str, BestLast]] = {}
     for row in sorted(found, key=lambda row: row.run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,6 +19,10 @@ class TaskRegistry:
         self.suites: dict[str, list[str]] = {}
         # aggregate name -> {task: metric}: a suite-level number, e.g. the forgetting score
         self.aggregates: dict[str, dict[str, str]] = {}
+        self.aggregate_suite: dict[str, str] = {}  # aggregate name -> the suite declaring it
+        self.aggregate_display: dict[str, str] = {}
+        # suite -> its table of the paper ({title, task, metrics}): a domain of Tables 1-2
+        self.tables: dict[str, dict[str, Any]] = {}
         for d in self.dirs:
             if not d.is_dir():
                 raise TaskError(f"task directory {d} does not exist")
@@ -46,16 +51,41 @@ class TaskRegistry:
                     "'tasks' (and optionally 'aggregate: {name, metrics: {task: metric}}')"
                 )
             self.suites[name] = members
-            aggregate = entry.get("aggregate") if isinstance(entry, dict) else None
-            if aggregate is not None:
-                metrics = aggregate.get("metrics") if isinstance(aggregate, dict) else None
-                if not (
-                    isinstance(metrics, dict)
-                    and set(metrics) <= set(members)
-                    and isinstance(aggregate.get("name"), str)
-                ):
-                    raise TaskError(f"{path}: suite {name!r} has a malformed 'aggregate'")
-                self.aggregates[aggregate["name"]] = dict(metrics)
+            if isinstance(entry, dict):
+                self._add_aggregate(path, name, entry.get("aggregate"), members)
+                self._add_table(path, name, entry.get("table"), members)
+
+    def _add_aggregate(self, path: Path, suite: str, aggregate: Any, members: list[str]) -> None:
+        if aggregate is None or isinstance(aggregate, str):  # a name: another suite's, reused
+            if aggregate is not None and aggregate not in self.suites:
+                raise TaskError(f"{path}: suite {suite!r} reuses the aggregate of unknown suite "
+                                f"{aggregate!r} (declare that suite first)")  # fmt: skip
+            return
+        metrics = aggregate.get("metrics") if isinstance(aggregate, dict) else None
+        if not (
+            isinstance(metrics, dict)
+            and set(metrics) <= set(members)
+            and isinstance(aggregate.get("name"), str)
+            and isinstance(aggregate.get("display", ""), str)
+        ):
+            raise TaskError(f"{path}: suite {suite!r} has a malformed 'aggregate'")
+        self.aggregates[aggregate["name"]] = dict(metrics)
+        self.aggregate_suite[aggregate["name"]] = suite
+        self.aggregate_display[aggregate["name"]] = aggregate.get("display") or aggregate["name"]
+
+    def _add_table(self, path: Path, suite: str, table: Any, members: list[str]) -> None:
+        if table is None:
+            return
+        if not (
+            isinstance(table, dict)
+            and table.get("task") in members
+            and isinstance(table.get("title"), str)
+            and isinstance(table.get("metrics"), list)
+            and all(isinstance(m, str) for m in table["metrics"])
+        ):
+            raise TaskError(f"{path}: suite {suite!r} has a malformed 'table' "
+                            "(needs title, task (one of its tasks) and metrics)")  # fmt: skip
+        self.tables[suite] = dict(table)
 
     def aggregates_of(self, task_results: dict) -> dict:
         """Each aggregate whose tasks all ran: the plain mean of the named metrics."""

@@ -40,7 +40,20 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class MetricDecl:
+    """A metric a task reports, as the protocol names it (lm-eval's ``metric_list`` idea)."""
+
+    metric: str
+    display: str
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
 class TaskSpec:
+    """One task YAML, checked. ``metric_list`` is presentation (which metric heads the task,
+    its direction and display name): it stays out of ``config()``, so it never changes what
+    makes two scores comparable or which cached answers a run reuses."""
+
     name: str
     kind: str
     source: Path  # the YAML file
@@ -57,6 +70,7 @@ class TaskSpec:
     choice_prefix: str = " "
     # lm_eval kind: lm-eval's own task {task, yaml (under lm_eval/tasks), metric, num_fewshot}
     lm_eval: dict[str, Any] | None = None
+    metric_list: tuple[MetricDecl, ...] = ()  # the first is the headline
 
     def with_overrides(
         self,
@@ -93,6 +107,7 @@ class TaskSpec:
     def config(self) -> dict[str, Any]:
         """Everything that defines the task's numbers, recorded with them."""
         d = asdict(self)
+        d.pop("metric_list")
         d["source"] = str(self.source)
         d["stop"] = list(self.stop)
         return d
@@ -170,6 +185,7 @@ def parse_task(path: Path) -> TaskSpec:
         choices_field=raw.get("choices_field"),
         target_field=raw.get("target_field"),
         choice_prefix=raw.get("choice_prefix", " "),
+        metric_list=_metric_list(path, raw),
     )
 
 
@@ -192,4 +208,21 @@ def _parse_lm_eval_task(path: Path, raw: dict[str, Any], unknown: set[str]) -> T
         data=DataSource(**{k: data.get(k) for k in DataSource.__dataclass_fields__}),
         description=raw.get("description", ""),
         lm_eval={"num_fewshot": 0, **spec},
+        metric_list=_metric_list(path, raw)
+        or (MetricDecl(spec["metric"], f"{raw['name']} {spec['metric']}"),),
     )
+
+
+def _metric_list(path: Path, raw: dict[str, Any]) -> tuple[MetricDecl, ...]:
+    """``metric_list: [{metric, display, higher_is_better}]``, checked."""
+    entries = raw.get("metric_list") or []
+    ok = isinstance(entries, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("metric"), str)
+        and isinstance(e.get("display"), str)
+        and isinstance(e.get("higher_is_better", True), bool)
+        and set(e) <= {"metric", "display", "higher_is_better"}
+        for e in entries
+    )
+    _expect(ok, path, "'metric_list' must be a list of {metric, display, higher_is_better}")
+    return tuple(MetricDecl(**e) for e in entries)
