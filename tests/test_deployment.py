@@ -461,7 +461,7 @@ SLIM_PROCESS = textwrap.dedent(
 
     from evalsuite.cli import app
     from evalsuite.api.app import create_app
-    from evalsuite.api.settings import Settings
+    from evalsuite.settings import Settings
     import evalsuite.client, evalsuite.store
     import evalsuite.dashboard.app, evalsuite.dashboard.view_leaderboard
     import evalsuite.dashboard.view_curves, evalsuite.dashboard.view_checkpoint

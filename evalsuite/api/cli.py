@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
-        from evalsuite.api.settings import Settings
+        from evalsuite.settings import Settings, environment_for, get_settings
         from evalsuite.store import migrate
         from evalsuite.store.errors import StoreError
 
@@ -34,8 +34,9 @@ def register(app: typer.Typer) -> None:
             raise StoreError(
                 "the database is not at the newest revision: run 'evalsuite db upgrade' first"
             )
-        if settings.database_url:
-            os.environ["EVALSUITE_DATABASE_URL"] = settings.database_url
+        # the app (``create_app`` in uvicorn's workers) reads its settings again
+        os.environ.update(environment_for(database_url=settings.database_url))
+        get_settings.cache_clear()
         uvicorn.run(
             "evalsuite.api.app:create_app",
             factory=True,

@@ -11,7 +11,7 @@ from typing import Any
 
 from evalsuite.api import schemas
 from evalsuite.api.jsondepth import readable
-from evalsuite.api.settings import JSON_DEPTH_CEILING
+from evalsuite.settings import JSON_DEPTH_CEILING
 from evalsuite.store import models
 
 

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from evalsuite.api.settings import Settings
+from evalsuite.settings import Settings
 from evalsuite.store import Database
 
 bearer = HTTPBearer(auto_error=False, description="a token from EVALSUITE_API_TOKEN(_FILE)")

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evalsuite.api.deps import read_session, write_session
 from evalsuite.api.jsondepth import depth_problem
-from evalsuite.api.settings import Settings
+from evalsuite.settings import Settings
 
 Access = Literal["open", "read", "write"]
 READ_METHODS = frozenset({"GET", "HEAD"})

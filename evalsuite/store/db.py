@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from evalsuite.settings import get_settings
 from evalsuite.store.errors import StoreError
 
-URL_ENV = "EVALSUITE_DATABASE_URL"
 # execution option that marks a write transaction (SQLite: BEGIN IMMEDIATE)
 WRITE_OPTION = "evalsuite_write"
 
@@ -38,7 +37,7 @@ def default_url() -> str:
 
 def database_url(url: str | None = None) -> str:
     """The URL to use: the argument, else ``$EVALSUITE_DATABASE_URL``, else the default."""
-    chosen = url or os.environ.get(URL_ENV) or default_url()
+    chosen = url or get_settings().database_url or default_url()
     try:
         parsed = make_url(chosen)
     except ArgumentError as exc:
