@@ -31,7 +31,7 @@ from evalsuite.scoring.code.data import Dataset, evalplus_cache_file, load_datas
 from evalsuite.scoring.code.evalplus import EvalPlusChecker, Outcome
 from evalsuite.scoring.code.passk import DEFAULT_KS, pass_at_k
 from evalsuite.scoring.code.samples import CompletionStyle, Sample, read_samples
-from evalsuite.scoring.code.truth import GroundTruth, cache_root
+from evalsuite.scoring.code.truth import GroundTruth, truth_cache_dir
 from evalsuite.scoring.errors import ScoringError
 from evalsuite.scoring.sandbox.box import Job, Sandbox
 
@@ -174,7 +174,7 @@ def _hidden_paths(dataset: Dataset) -> list[Path]:
     folder = data.parent
     if folder != Path("/") and not any(p == folder or folder in p.parents for p in needed):
         data = folder
-    paths = [data, cache_root(), evalplus_cache_file().parent]
+    paths = [data, truth_cache_dir(), evalplus_cache_file().parent]
     return [p for p in paths if p.exists()]
 
 

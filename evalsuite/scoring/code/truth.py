@@ -38,6 +38,7 @@ from typing import Any
 
 from evalsuite.scoring.code.data import Dataset, Problem
 from evalsuite.scoring.sandbox import wire
+from evalsuite.settings import cache_root
 
 FORMAT = 3  # 3: sizes and costs of the encoded outputs
 WORKER_TIMEOUT = 3600.0  # seconds for one worker's share of the canonical solutions
@@ -224,10 +225,9 @@ def _worker() -> None:
         sys.stdout.flush()
 
 
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("evalsuite")) / "humaneval_plus"
+def truth_cache_dir() -> Path:
+    """Where ground truth is cached: ``humaneval_plus/`` under the package's cache root."""
+    return cache_root() / "humaneval_plus"
 
 
 class GroundTruth:
@@ -244,7 +244,7 @@ class GroundTruth:
     ) -> None:
         version = f"py{sys.version_info.major}{sys.version_info.minor}-f{FORMAT}"
         self.dataset = dataset
-        self.directory = (cache_dir or cache_root()) / f"{dataset.sha256[:16]}-{version}"
+        self.directory = (cache_dir or truth_cache_dir()) / f"{dataset.sha256[:16]}-{version}"
         self.tasks: dict[str, TaskTruth] = {}
         self._outputs: dict[str, dict[str, list[Any]]] = {}
         self.computed = 0
