@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from evalsuite.dashboard.table import from_table_data
 from evalsuite.emphasis import BOLD
+from evalsuite.settings import get_settings
 from evalsuite.testing.dashboard_seed import (
     FAIL_REASON,
     LLAMA,
@@ -45,6 +46,7 @@ def run_app(monkeypatch, url: str, page: str = "leaderboard", token: str | None 
         monkeypatch.setenv("EVALSUITE_API_TOKEN", token)
     else:
         monkeypatch.delenv("EVALSUITE_API_TOKEN", raising=False)
+    get_settings.cache_clear()  # the app reads the settings once per process
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.query_params["page"] = page
     at.run()

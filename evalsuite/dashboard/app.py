@@ -8,14 +8,13 @@ installed wheel (``evalsuite/dashboard/streamlit_app.py``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import streamlit as st
 
 from evalsuite.client import ApiError
 from evalsuite.dashboard.data import Conn, get, guarded, show_api_error
-from evalsuite.dashboard.reader import api_url_from_env
+from evalsuite.settings import get_settings
 
 PAGES = {
     "leaderboard": "Leaderboard",
@@ -30,7 +29,7 @@ def api_url_from_argv(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--api", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return known.api or api_url_from_env()
+    return known.api or get_settings().client_api_url
 
 
 def _sidebar() -> tuple[Conn, str]:
@@ -38,7 +37,7 @@ def _sidebar() -> tuple[Conn, str]:
     url = st.sidebar.text_input("API URL", value=api_url_from_argv()).strip()
     token = st.sidebar.text_input(
         "API token (for retries)",
-        value=os.environ.get("EVALSUITE_API_TOKEN", ""),
+        value=get_settings().api_token or "",
         type="password",
         help="Writes need a bearer token; defaults to EVALSUITE_API_TOKEN.",
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from evalsuite.dashboard.reader import api_url_from_env
+from evalsuite.settings import DEFAULT_API_URL, environment_for, get_settings
 
 APP_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 
@@ -38,15 +38,15 @@ def streamlit_command(api: str, port: int, address: str) -> list[str]:
 def dashboard(
     api: Annotated[
         str | None,
-        typer.Option(help="Results API URL (default: EVALSUITE_API_URL or http://127.0.0.1:8000)."),
+        typer.Option(help=f"Results API URL (default: EVALSUITE_API_URL or {DEFAULT_API_URL})."),
     ] = None,
     port: Annotated[int, typer.Option(help="Port the dashboard listens on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for all).")] = "127.0.0.1",
 ) -> None:
     """Serve the dashboard (leaderboard, curves, checkpoints, queue) over the results API."""
-    url = api or api_url_from_env()
+    url = api or get_settings().client_api_url
     typer.echo(f"dashboard on http://{address}:{port} reading {url} (Ctrl-C stops it)")
-    env = {**os.environ, "EVALSUITE_API_URL": url}
+    env = {**os.environ, **environment_for(api_url=url)}
     command = streamlit_command(url, port, address)
     # become streamlit (no child left behind): Ctrl-C and SIGTERM reach the server directly
     os.execve(command[0], command, env)

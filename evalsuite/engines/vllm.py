@@ -33,8 +33,11 @@ def cpu_kv_cache_bytes(model_dir: str, max_model_len: int | None, dtype: str) ->
     shared machine; a needlessly large one costs seconds to allocate. ``EVALSUITE_KV_CACHE_BYTES``
     overrides.
     """
-    if os.environ.get("EVALSUITE_KV_CACHE_BYTES"):
-        return int(os.environ["EVALSUITE_KV_CACHE_BYTES"])
+    from evalsuite.settings import get_settings
+
+    configured = get_settings().kv_cache_bytes
+    if configured is not None:
+        return configured
     import json
 
     import psutil

@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from evalsuite.settings import DEFAULT_API_URL, get_settings
+
 ApiOption = Annotated[
-    str,
-    typer.Option(envvar="EVALSUITE_API_URL", help="The results service ($EVALSUITE_API_URL)."),
+    str | None,
+    typer.Option(
+        help=f"The results service (default: $EVALSUITE_API_URL, else {DEFAULT_API_URL})."
+    ),
 ]
 TokenOption = Annotated[
     str | None,
-    typer.Option(
-        envvar="EVALSUITE_API_TOKEN", help="Bearer token for writes ($EVALSUITE_API_TOKEN)."
-    ),
+    typer.Option(help="Bearer token for writes (default: $EVALSUITE_API_TOKEN)."),
 ]
 
 
-def _default_work_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("EVALSUITE_WORK_DIR") or Path(user_cache_dir("evalsuite")) / "jobs")
+def _service(api: str | None, token: str | None) -> tuple[str, str | None]:
+    """The options, else the settings (``EVALSUITE_API_URL``, ``EVALSUITE_API_TOKEN``)."""
+    settings = get_settings()
+    return api or settings.client_api_url, token or settings.api_token
 
 
 def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(
-        api: ApiOption = "http://127.0.0.1:8000",
+        api: ApiOption = None,
         token: TokenOption = None,
         engine: Annotated[str, typer.Option(help="auto (vllm if installed), vllm or hf.")] = "auto",
         materialize: Annotated[
@@ -47,7 +48,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         work_dir: Annotated[
             Path | None,
-            typer.Option(help="Results directories, one per job ($EVALSUITE_WORK_DIR)."),
+            typer.Option(
+                help="Results directories, one per job (default: $EVALSUITE_WORK_DIR, else "
+                "jobs/ under the cache root)."
+            ),
         ] = None,
         once: Annotated[
             bool, typer.Option("--once", help="Exit when the queue is empty instead of waiting.")
@@ -63,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
 
         settings = WorkerSettings(
-            work_dir=(work_dir or _default_work_dir()).resolve(),
+            work_dir=(work_dir or get_settings().jobs_dir).resolve(),
             worker_id=worker_id or default_worker_id(),
             engine=engine,
             materialize=materialize,
@@ -73,13 +77,13 @@ def register(app: typer.Typer) -> None:
             lease_s=lease,
             poll_s=poll,
         )
-        run_worker(api, token, settings, once=once, max_jobs=max_jobs, log=_log)
+        run_worker(*_service(api, token), settings, once=once, max_jobs=max_jobs, log=_log)
 
     @app.command("submit")
     def submit(
         checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory to register.")],
         run: Annotated[str, typer.Option(help="Run name (one per method x rank x base).")],
-        api: ApiOption = "http://127.0.0.1:8000",
+        api: ApiOption = None,
         token: TokenOption = None,
         final: Annotated[bool, typer.Option("--final", help="This is the last epoch.")] = False,
         epoch: Annotated[
@@ -111,6 +115,7 @@ def register(app: typer.Typer) -> None:
             base_model_path=base_model_path,
             train_time_s=train_time_s,
         )
+        api, token = _service(api, token)
         with ApiClient(api, token=token) as client:
             answer = submit_checkpoint(
                 client,
