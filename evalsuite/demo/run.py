@@ -30,6 +30,7 @@ from evalsuite.client import ApiClient
 from evalsuite.demo.services import ServiceProcess, free_port
 from evalsuite.errors import EvalsuiteError
 from evalsuite.protocol import forgetting, paper_tables
+from evalsuite.settings import environment_for
 
 BASE_MODEL = "tiny-llama"
 
@@ -242,7 +243,7 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
     if not token_file.is_file():
         token_file.write_text(secrets.token_hex(16) + "\n")
     token = token_file.read_text().strip()
-    env = {"EVALSUITE_DATABASE_URL": database_url, "EVALSUITE_API_TOKEN": token}
+    env = environment_for(database_url=database_url, api_token=token)
     api_port = opts.api_port or free_port(8000)
     api_url = f"http://127.0.0.1:{api_port}"
     logs = root / "logs"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,7 @@ from evalsuite.adapters.safetensors_io import read_header
 from evalsuite.dtypes import TORCH_NAMES
 from evalsuite.evaluation.options import MATERIALIZE_MODES
 from evalsuite.results_schema import Materialization
-
-
-def cache_root() -> Path:
-    """``EVALSUITE_CACHE_DIR``, else the user's cache directory (XDG on Linux)."""
-    if os.environ.get("EVALSUITE_CACHE_DIR"):
-        return Path(os.environ["EVALSUITE_CACHE_DIR"])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("evalsuite"))
+from evalsuite.settings import cache_root
 
 
 def model_fingerprint(model_dir: Path) -> str:

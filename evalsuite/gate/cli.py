@@ -23,6 +23,7 @@ from evalsuite.gate.compare import GateReport, GateSettings, run_gate
 from evalsuite.gate.evidence import GateInputError, Source, default_checks, primary_metrics
 from evalsuite.gate.report import to_json, to_markdown, write_outputs
 from evalsuite.gate.results_dir import ResultsDirSource
+from evalsuite.settings import get_settings
 
 __all__ = [
     "ApiSource",
@@ -97,10 +98,10 @@ def gate_command(
         Path | None, typer.Option(help="Results directory of the baseline.")
     ] = None,
     api: Annotated[
-        str | None, typer.Option(envvar="EVALSUITE_API_URL", help="Service URL for RUN refs.")
+        str | None, typer.Option(help="Service URL for RUN refs (default: $EVALSUITE_API_URL).")
     ] = None,
     token: Annotated[
-        str | None, typer.Option(envvar="EVALSUITE_API_TOKEN", help="Bearer token (reads).")
+        str | None, typer.Option(help="Bearer token for reads (default: $EVALSUITE_API_TOKEN).")
     ] = None,
     task: Annotated[
         list[str] | None, typer.Option(help="Task to gate; pair with --metric, repeatable.")
@@ -128,6 +129,9 @@ def gate_command(
         raise typer.BadParameter("need 0 < --alpha < 0.5, --n-boot >= 1 and --max-drop >= 0")
     settings = GateSettings(max_drop=max_drop, alpha=alpha, n_boot=n_boot, seed=seed)
     from evalsuite.client import ApiClient
+
+    api = api or get_settings().api_url
+    token = token or get_settings().api_token
 
     client = ApiClient(api, token=token) if api else None
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from evalsuite.settings import environment_for
 from evalsuite.testing.results_json import results_json
 
 TOKEN = "dashboard-test-token"
@@ -62,9 +63,7 @@ def live_api(db_path: Path, max_attempts: int = 1) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        "EVALSUITE_DATABASE_URL": url,
-        "EVALSUITE_API_TOKEN": TOKEN,
-        "EVALSUITE_MAX_ATTEMPTS": str(max_attempts),
+        **environment_for(database_url=url, api_token=TOKEN, max_attempts=max_attempts),
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "evalsuite.api.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
