@@ -18,8 +18,8 @@ from service_support import BACKENDS, TOKEN, results_with, sample_row, served
 
 from evalsuite.api.app import create_app
 from evalsuite.api.guard import route_access
-from evalsuite.api.settings import Settings
 from evalsuite.client import ApiClient, ApiError
+from evalsuite.settings import Settings
 from evalsuite.store import Database, queue
 from evalsuite.store.models import Run, Sample, utcnow
 

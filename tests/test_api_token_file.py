@@ -1,6 +1,6 @@
 """``EVALSUITE_API_TOKEN_FILE``: several tokens, one per line, through ``evalsuite api``.
 
-The format (evalsuite/api/settings.py, docs/api.md): one token per line, surrounding
+The format (evalsuite/settings.py, docs/api.md): one token per line, surrounding
 whitespace (and a CRLF line end) stripped, blank lines skipped; there is no comment syntax
 (every other line is a token). Every token is accepted and the file's tokens add to
 ``EVALSUITE_API_TOKEN``. A file that cannot be read stops

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from service_support import TOKEN
 
 from evalsuite.api.app import create_app
-from evalsuite.api.settings import Settings
 from evalsuite.evaluation.options import JobOptions
 from evalsuite.evaluation.runner import EvalOptions
+from evalsuite.settings import Settings
 from evalsuite.store import migrate
 from evalsuite.worker.loop import JobOptionError, WorkerSettings, eval_options
 

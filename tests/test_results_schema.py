@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from service_support import TOKEN, real_results, real_samples, results_with, sample_row
 
 from evalsuite.api.app import create_app
-from evalsuite.api.settings import Settings
 from evalsuite.engines.base import EngineInfo
 from evalsuite.gate.evidence import GateInputError
 from evalsuite.gate.results_dir import ResultsDirSource
@@ -30,6 +29,7 @@ from evalsuite.results_schema import (
     SamplingConfig,
     TaskConfig,
 )
+from evalsuite.settings import Settings
 from evalsuite.store import migrate
 from evalsuite.tasking.registry import TaskRegistry
 from evalsuite.tasking.spec import _LM_EVAL_KEYS, DataSource, Sampling

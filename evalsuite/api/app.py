@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from evalsuite import __version__
 from evalsuite.api.guard import RequestGuard
 from evalsuite.api.routers import include_routers
-from evalsuite.api.settings import Settings
 from evalsuite.results_schema import problems
+from evalsuite.settings import Settings
 from evalsuite.store import Database
 from evalsuite.store.errors import BadInput, Conflict, NotFound
 
