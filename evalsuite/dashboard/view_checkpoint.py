@@ -6,6 +6,7 @@ import streamlit as st
 
 from evalsuite.dashboard.data import Conn, empty_state, get
 from evalsuite.dashboard.records import clip, code_failure_rows, math_answer_rows, score_rows
+from evalsuite.protocol import forgetting, paper_tables
 
 PAGE_SIZE = 25
 
@@ -87,8 +88,8 @@ def render(conn: Conn) -> None:
     # the learning tasks first: their samples are what one browses (forgetting tasks have
     # multiple-choice rows, the aggregate none)
     tasks = sorted(
-        {s["task"] for s in scores if s["task"] != "forgetting"},
-        key=lambda t: (t not in ("humaneval_plus", "math"), t),
+        {s["task"] for s in scores if s["task"] != forgetting().task},
+        key=lambda t: (t not in {table.task for table in paper_tables().values()}, t),
     )
     if tasks:
         _samples(conn, checkpoint_id, tasks)

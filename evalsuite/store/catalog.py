@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evalsuite.protocol import forgetting, paper_tables
 from evalsuite.store.errors import Conflict, NotFound
 from evalsuite.store.models import BaseModel, Checkpoint, Job, JobStatus, Run
 
-DEFAULT_SUITES = {"code": ["code", "forgetting"], "math": ["math", "forgetting"]}
+# a run of a domain is evaluated on its table's suite and the forgetting suite by default
+DEFAULT_SUITES = {domain: [domain, forgetting().task] for domain in paper_tables()}
 RUN_FIELDS = (
     "method",
     "r",
@@ -126,7 +128,7 @@ def register_checkpoint(
         final=bool(fields.get("final")),
     )
     session.add(checkpoint)
-    suites = fields.get("suites") or DEFAULT_SUITES.get(run.domain, ["forgetting"])
+    suites = fields.get("suites") or DEFAULT_SUITES.get(run.domain, [forgetting().task])
     jobs = [
         Job(
             checkpoint=checkpoint,

@@ -19,12 +19,13 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from evalsuite.comparable import comparability_hash
+from evalsuite.protocol import forgetting
 from evalsuite.results_schema import ResultsFile, SampleRow
 from evalsuite.store.db import json_dumps
 from evalsuite.store.errors import BadInput
 from evalsuite.store.models import Job, Score
 
-AGGREGATE_TASK = "forgetting"
+AGGREGATE_TASK = forgetting().task  # aggregates are stored under their suite's name
 SAMPLE_COLUMNS = (
     "checkpoint_id",
     "job_id",
