@@ -371,6 +371,8 @@ def test_without_a_jail_auto_falls_back_and_namespaces_refuses(monkeypatch, bwra
     assert info["namespaces"] is False and info["why_not"]
     if bwrap is None:
         assert "apt-get install bubblewrap" in info["why_not"]
+    else:  # bwrap refused: the reason says what to change
+        assert "unprivileged_userns_clone" in info["why_not"]
     pids = json.loads(results["whoami"][1].strip().splitlines()[-1])["pids"]
     assert len([p for p in pids if p.isdigit()]) > 1  # the host's processes: no jail indeed
     with pytest.raises(SandboxError, match="namespace isolation requested but unavailable"):

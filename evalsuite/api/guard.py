@@ -94,12 +94,17 @@ class RequestGuard:
         self.app = app
         self.settings = settings
         self.routes = routes  # the app's live list: routes added later are seen too
+        # id(route) -> its access: the walk over a route's dependencies runs once, not per
+        # request (routes are unhashable; they live as long as the app)
+        self._access: dict[int, Access] = {}
 
     def access(self, scope: Scope) -> Access:
         for route in self.routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return route_access(route)
+                if id(route) not in self._access:
+                    self._access[id(route)] = route_access(route)
+                return self._access[id(route)]
         return "read" if scope["method"] in READ_METHODS else "write"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

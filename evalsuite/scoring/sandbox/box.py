@@ -56,11 +56,12 @@ from typing import Any, Protocol
 from evalsuite.scoring.sandbox import wire
 from evalsuite.scoring.sandbox.cgroup import CgroupSlots
 from evalsuite.scoring.sandbox.jail import (
-    PACKAGE_DIR,
+    JAIL_REFUSED_HINT,
     jail_command,
     python_dirs,
     readable_by_others,
     under_tmp,
+    zygote_env,
 )
 from evalsuite.scoring.sandbox.zygote import HEADER
 
@@ -120,19 +121,6 @@ class _Running:
 _ZYGOTE = [sys.executable, "-m", "evalsuite.scoring.sandbox.zygote"]
 
 
-def _zygote_env() -> dict[str, str]:
-    """The zygote's whole environment: nothing of ours (secrets, proxies) goes in."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(PACKAGE_DIR.parent),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-
-
 def _describe(
     zygote: dict[str, Any], why_not: str | None, cgroups: CgroupSlots, cfg: dict[str, Any]
 ) -> dict[str, Any]:
@@ -179,8 +167,8 @@ class Sandbox:
         self._sock = socket.socket()  # replaced in _start; closed in close()
         self._cgroups = CgroupSlots.create(workers, memory_bytes, nproc)
         as_root = os.geteuid() == 0
-        env = _zygote_env()
-        dirs = python_dirs(env)
+        env = zygote_env()
+        dirs = python_dirs()
         cfg = {
             "memory_bytes": memory_bytes,
             "file_bytes": file_bytes,
@@ -201,11 +189,13 @@ class Sandbox:
                     jail = jail_command(_ZYGOTE, dirs=dirs, hide=hidden, as_root=as_root)
                     jailed = {**cfg, "namespaces": True, "slot_uids": as_root}
                     message = self._start(jail, env, tasks, jailed)
-                except (SandboxError, FileNotFoundError) as e:
-                    if isolation == "namespaces":
-                        why = f"namespace isolation requested but unavailable: {e}"
-                        raise SandboxError(why) from None
+                except FileNotFoundError as e:  # no bwrap: the message says how to install it
                     why_not = str(e)
+                except SandboxError as e:  # bwrap there, but the kernel or container refused
+                    why_not = f"{e}; {JAIL_REFUSED_HINT}"
+                if why_not is not None and isolation == "namespaces":
+                    why = f"namespace isolation requested but unavailable: {why_not}"
+                    raise SandboxError(why)
             if why_not is not None:
                 cfg.update(namespaces=False, slot_uids=as_root and readable_by_others(dirs))
                 message = self._start(_ZYGOTE, env, tasks, cfg)

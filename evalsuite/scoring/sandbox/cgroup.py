@@ -126,10 +126,6 @@ def _slot_dir(made: CgroupSlots, group: Path, n: int) -> Path:
     return path
 
 
-def _write(path: Path, value: str) -> None:
-    path.write_text(value)
-
-
 def _make_v2(made: CgroupSlots, count: int, memory_bytes: int, pids: int) -> None:
     own = _own("")
     if own is None or not (ROOT / "cgroup.controllers").exists():
@@ -140,15 +136,15 @@ def _make_v2(made: CgroupSlots, count: int, memory_bytes: int, pids: int) -> Non
     if not {"memory", "pids"} <= set((parent / "cgroup.subtree_control").read_text().split()):
         # refused (EBUSY) when our cgroup holds processes and is not the root: a delegating
         # host gives us a cgroup whose subtree we may shape
-        _write(parent / "cgroup.subtree_control", "+memory +pids")
+        (parent / "cgroup.subtree_control").write_text("+memory +pids")
     group = _group(made, parent)
-    _write(group / "cgroup.subtree_control", "+memory +pids")
+    (group / "cgroup.subtree_control").write_text("+memory +pids")
     for n in range(count):
         path = _slot_dir(made, group, n)
-        _write(path / "memory.max", str(memory_bytes))
+        (path / "memory.max").write_text(str(memory_bytes))
         if (path / "memory.swap.max").exists():
-            _write(path / "memory.swap.max", "0")
-        _write(path / "pids.max", str(pids))
+            (path / "memory.swap.max").write_text("0")
+        (path / "pids.max").write_text(str(pids))
         join = os.open(path / "cgroup.procs", os.O_WRONLY)
         peak = None
         with contextlib.suppress(OSError):
@@ -173,9 +169,9 @@ def _make_v1(made: CgroupSlots, count: int, memory_bytes: int, pids: int) -> Non
         groups[controller] = _group(made, _v1_mount(controller) / own.lstrip("/"))
     for n in range(count):
         memory = _slot_dir(made, groups["memory"], n)
-        _write(memory / "memory.limit_in_bytes", str(memory_bytes))
+        (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
         task_pids = _slot_dir(made, groups["pids"], n)
-        _write(task_pids / "pids.max", str(pids))
+        (task_pids / "pids.max").write_text(str(pids))
         join = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in (memory, task_pids)]
         made.slots.append(Slot(join, os.open(memory / "memory.max_usage_in_bytes", os.O_RDWR)))
 

@@ -26,16 +26,22 @@ capability instead of switching uid.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 BWRAP = "bwrap"
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
+JAIL_REFUSED_HINT = (
+    "run as root, or allow unprivileged user namespaces (sysctl "
+    "kernel.unprivileged_userns_clone=1); in Docker give the worker CAP_SYS_ADMIN and "
+    "unconfined seccomp/AppArmor profiles (README, Deployment)"
+)
 SYSTEM_LIBS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/local/lib")
 TOP_LIBS = ("/lib", "/lib64", "/lib32", "/libx32")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
@@ -50,16 +56,31 @@ def bwrap_path() -> str | None:
     return shutil.which(BWRAP, path="/usr/bin:/bin:/usr/local/bin:" + os.environ.get("PATH", ""))
 
 
-def python_dirs(env: Mapping[str, str]) -> list[str]:
+def zygote_env() -> dict[str, str]:
+    """The zygote's whole environment: nothing of ours (secrets, proxies) goes in."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(PACKAGE_DIR.parent),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+@functools.cache
+def python_dirs() -> list[str]:
     """The directories the zygote's interpreter imports from, as a minimal set.
 
     Asked of the interpreter itself, started with the zygote's environment (our own
-    ``sys.path`` may hold a test runner's additions). Where an entry is the checkout that
-    holds the ``evalsuite`` package, only the package directory is taken.
+    ``sys.path`` may hold a test runner's additions); once per process, as they cannot
+    change while it runs. Where an entry is the checkout that holds the ``evalsuite``
+    package, only the package directory is taken.
     """
     out = subprocess.run(
         [sys.executable, "-c", _PATHS_PROBE],
-        env=dict(env),
+        env=zygote_env(),
         cwd="/",
         capture_output=True,
         text=True,
