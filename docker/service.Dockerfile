@@ -9,10 +9,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/evalsuite
 COPY docker/requirements-service.txt /tmp/requirements-service.txt
 RUN /opt/evalsuite/bin/pip install -r /tmp/requirements-service.txt
-# evalsuite/tasks and evalsuite/prompts are links to ../tasks and ../prompts
 COPY pyproject.toml README.md /src/
-COPY tasks /src/tasks
-COPY prompts /src/prompts
 COPY evalsuite /src/evalsuite
 RUN /opt/evalsuite/bin/pip install --no-deps /src \
     && /opt/evalsuite/bin/python -c "import evalsuite.api.app, evalsuite.dashboard.app" \

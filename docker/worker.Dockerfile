@@ -12,8 +12,6 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES
 RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md /src/
-COPY tasks /src/tasks
-COPY prompts /src/prompts
 COPY evalsuite /src/evalsuite
 RUN python3 -m pip freeze \
         | grep -iE '^(torch|torchvision|torchaudio|vllm|triton|xformers|flashinfer-python|transformers|tokenizers)==' \

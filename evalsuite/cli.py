@@ -251,7 +251,7 @@ def list_tasks(
     ] = None,
 ) -> None:
     """List the tasks and suites that --tasks / --suite accept."""
-    from evalsuite.tasking.registry import TaskRegistry
+    from evalsuite.tasks.registry import TaskRegistry
 
     registry = TaskRegistry(task_dir or [])
     table = Table(title="tasks")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from evalsuite.tasking.registry import TaskRegistry
-from evalsuite.tasking.spec import MetricDecl
+from evalsuite.tasks.registry import TaskRegistry
+from evalsuite.tasks.spec import MetricDecl
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
-from evalsuite.tasking.spec import TASK_KINDS
+from evalsuite.tasks.spec import TASK_KINDS
 
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1

@@ -3,7 +3,8 @@
 
 * export-lora: a directory PEFT loads whose merge (PEFT's own) equals ``evalsuite merge``'s
   output within 1e-5, padded or not; kinds without an exact LoRA are refused in one line;
-* tasks: every task YAML of tasks/ and every suite of tasks/suites.yaml, read here with yaml;
+* tasks: every shipped task YAML (evalsuite/tasks/definitions/) and every suite of its
+  suites.yaml, read here with yaml;
 * make-example: what its --help says (a tiny base, LoRA / rsLoRA / RaSA / MoRA runs of three
   epochs, two tasks in suite 'tiny'), usable as it is by ``adapter info`` and ``eval``.
 """
@@ -23,7 +24,7 @@ from conftest import load_model
 
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 
-TASKS = Path(__file__).resolve().parents[1] / "tasks"
+TASKS = Path(__file__).resolve().parents[1] / "evalsuite" / "tasks" / "definitions"
 TOL = 1e-5
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from evalsuite.demo.data import write_demo_data, write_subset
-from evalsuite.tasking.lm_eval_data import LOADERS
+from evalsuite.tasks.lm_eval_data import LOADERS
 
 
 def _counts(root):

@@ -364,8 +364,8 @@ def test_copied_paths_exist_and_are_not_ignored():
 
 
 def test_the_copied_files_build_a_wheel_with_tasks_prompts_and_migrations(tmp_path):
-    """evalsuite/tasks and evalsuite/prompts are links into ../tasks and ../prompts: the
-    images must copy those too, or the wheel ships without task files."""
+    """The task YAML and prompt templates are package data under evalsuite/tasks/: a wheel
+    built from what the image copies must carry them, or every task lookup fails."""
     src = tmp_path / "src"
     for name, args in dockerfile(SERVICE_DOCKERFILE):
         *sources, dest = args.split()
@@ -394,8 +394,8 @@ def test_the_copied_files_build_a_wheel_with_tasks_prompts_and_migrations(tmp_pa
         capture_output=True,
     )
     names = zipfile.ZipFile(next(out.glob("evalsuite-*.whl"))).namelist()
-    assert any(re.fullmatch(r"evalsuite/tasks/\w+\.yaml", n) for n in names)
-    assert any(re.fullmatch(r"evalsuite/prompts/\w+\.txt", n) for n in names)
+    assert any(re.fullmatch(r"evalsuite/tasks/definitions/\w+\.yaml", n) for n in names)
+    assert any(re.fullmatch(r"evalsuite/tasks/prompts/\w+\.txt", n) for n in names)
     assert any(n.startswith("evalsuite/store/migrations/") for n in names)
     assert "evalsuite/dashboard/paper_reference.yaml" in names
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, requires_vllm
 
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.lm_eval_data import LOADERS
-from evalsuite.tasking.lm_eval_tasks import lm_eval_config
-from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.lm_eval_data import LOADERS
+from evalsuite.tasks.lm_eval_tasks import lm_eval_config
+from evalsuite.tasks.registry import TaskRegistry
 
 pytestmark = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"the benchmark data folder {SHARED_DATA} is not here"

@@ -6,10 +6,10 @@ import pytest
 from conftest import SHARED_DATA
 
 from evalsuite.engines import Completion
-from evalsuite.tasking.code_scorer import humaneval_plus_scorer
-from evalsuite.tasking.data import load_task_data
-from evalsuite.tasking.prompts import PromptTemplate
-from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasks.code_scorer import humaneval_plus_scorer
+from evalsuite.tasks.data import load_task_data
+from evalsuite.tasks.registry import TaskRegistry
+from evalsuite.tasks.templates import PromptTemplate
 
 pytestmark = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"the benchmark data folder {SHARED_DATA} is not here"

@@ -8,10 +8,10 @@ import pytest
 from conftest import SHARED_DATA
 
 from evalsuite.engines import Completion
-from evalsuite.tasking.data import load_task_data
-from evalsuite.tasking.math_scorer import math_scorer
-from evalsuite.tasking.prompts import PromptTemplate
-from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasks.data import load_task_data
+from evalsuite.tasks.math_scorer import math_scorer
+from evalsuite.tasks.registry import TaskRegistry
+from evalsuite.tasks.templates import PromptTemplate
 
 pytestmark = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"the benchmark data folder {SHARED_DATA} is not here"

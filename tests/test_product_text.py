@@ -1,7 +1,7 @@
 """Product text stands alone: no pointer at the development checkout's ``../shared`` folder.
 
 Users have neither ``../shared/data`` nor ``../shared/papers``; the data layout is in
-docs/data.md. Checked: the README, every Markdown file under docs/, tasks/ and prompts/,
+docs/data.md. Checked: the README, every Markdown file under docs/ and evalsuite/tasks/,
 .env.example, and the ``--help`` of every command of the ``evalsuite`` CLI, found by walking
 the click tree Typer builds (so a command added later is covered without editing this file).
 Tests themselves may read ``../shared/data``; only what a user reads is checked.
@@ -24,7 +24,7 @@ FORBIDDEN = ("../shared", "shared/data", "shared/papers")
 
 def _documents() -> list[Path]:
     files = [ROOT / "README.md", ROOT / ".env.example"]
-    for folder in ("docs", "tasks", "prompts"):
+    for folder in ("docs", "evalsuite/tasks"):
         files += sorted((ROOT / folder).rglob("*.md"))
     return files
 

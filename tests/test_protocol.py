@@ -8,13 +8,14 @@ from pathlib import Path
 import yaml
 
 from evalsuite import protocol
-from evalsuite.tasking.registry import TaskRegistry
+from evalsuite.tasks.registry import TaskRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFINITIONS = ROOT / "evalsuite" / "tasks" / "definitions"
 
 
 def test_tables_and_forgetting_are_what_the_suites_declare():
-    suites = yaml.safe_load((ROOT / "tasks" / "suites.yaml").read_text())
+    suites = yaml.safe_load((DEFINITIONS / "suites.yaml").read_text())
     tables = protocol.paper_tables()
     declared = {
         name: s["table"] for name, s in suites.items() if isinstance(s, dict) and "table" in s
@@ -30,7 +31,7 @@ def test_tables_and_forgetting_are_what_the_suites_declare():
 
 
 def test_every_task_declares_its_metrics_headline_first():
-    for path in sorted((ROOT / "tasks").glob("*.yaml")):
+    for path in sorted(DEFINITIONS.glob("*.yaml")):
         if path.name == "suites.yaml":
             continue
         raw = yaml.safe_load(path.read_text())

@@ -31,8 +31,8 @@ from evalsuite.results_schema import (
 )
 from evalsuite.settings import Settings
 from evalsuite.store import migrate
-from evalsuite.tasking.registry import TaskRegistry
-from evalsuite.tasking.spec import _LM_EVAL_KEYS, DataSource, Sampling
+from evalsuite.tasks.registry import TaskRegistry
+from evalsuite.tasks.spec import _LM_EVAL_KEYS, DataSource, Sampling
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
 from evalsuite.worker.job import collect

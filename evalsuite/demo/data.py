@@ -166,7 +166,7 @@ _SUBSET_FILES = {
     "winogrande/dev.jsonl": 1,
     "winogrande/dev-labels.lst": 1,
 }
-# what the loaders also accept (evalsuite/tasking/lm_eval_data.py): the original HellaSwag
+# what the loaders also accept (evalsuite/tasks/lm_eval_data.py): the original HellaSwag
 # jsonl, read instead of the text form when present; WinoGrande without its labels file
 _HELLASWAG_JSONL = "hellaswag/hellaswag_val.jsonl"
 _OPTIONAL = {"winogrande/dev-labels.lst"}

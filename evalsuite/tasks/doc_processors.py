@@ -13,7 +13,7 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
-from evalsuite.tasking.errors import TaskError
+from evalsuite.tasks.errors import TaskError
 
 
 def humanevalpack_instruction(doc: dict[str, Any]) -> dict[str, Any]:

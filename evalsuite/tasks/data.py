@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.spec import TaskSpec
 
 
 @dataclass
@@ -106,7 +106,7 @@ def load_task_data(
     if len(set(ids)) != len(ids):
         raise TaskError(f"{origin}: document ids in {id_field!r} are not unique")
     if spec.data.process:
-        from evalsuite.tasking.doc_processors import PROCESSORS
+        from evalsuite.tasks.doc_processors import PROCESSORS
 
         if spec.data.process not in PROCESSORS:
             raise TaskError(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from evalsuite.tasking.scorers import Metric, Scored, mean_metric, register_scorer
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.scorers import Metric, Scored, mean_metric, register_scorer
+from evalsuite.tasks.spec import TaskSpec
 
 
 def _breakdowns(name: str, verdicts: list[bool | None], groups: list[str | None], label: str):

@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from evalsuite.tasking.scorers import Metric, Scored, register_scorer
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.scorers import Metric, Scored, register_scorer
+from evalsuite.tasks.spec import TaskSpec
 
 _DATASET_FIELDS = (
     "task_id",

@@ -15,16 +15,16 @@ from typing import Any
 
 from evalsuite.engines import Completion, Engine
 from evalsuite.evaluation.resume import ResumeCache, request_key
-from evalsuite.tasking.data import TaskData, load_task_data
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.lm_eval_tasks import (
+from evalsuite.tasks.data import TaskData, load_task_data
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.lm_eval_tasks import (
     prepare_lm_eval_task,
     run_lm_eval_task,
     scored_from_record,
 )
-from evalsuite.tasking.prompts import PromptTemplate
-from evalsuite.tasking.scorers import Scored, get_scorer, mean_metric
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.scorers import Scored, get_scorer, mean_metric
+from evalsuite.tasks.spec import TaskSpec
+from evalsuite.tasks.templates import PromptTemplate
 
 EngineGetter = Callable[[], Engine]
 Advance = Callable[[int], None]

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from evalsuite.engines import GenerationRequest
-from evalsuite.tasking.errors import TaskError
+from evalsuite.tasks.errors import TaskError
 
 TASK_KINDS = ("generate", "multiple_choice", "lm_eval")
 _LM_EVAL_KEYS = {"task", "yaml", "metric", "num_fewshot"}
@@ -35,8 +35,8 @@ class DataSource:
     local: str | None = None  # under --data-dir
     hf: dict[str, Any] | None = None  # {path, name, split}
     id_field: str | None = None
-    loader: str | None = None  # lm_eval kind: a local loader in tasking.lm_eval_data
-    process: str | None = None  # derived fields: a name in tasking.doc_processors
+    loader: str | None = None  # lm_eval kind: a local loader in tasks.lm_eval_data
+    process: str | None = None  # derived fields: a name in tasks.doc_processors
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def parse_task(path: Path) -> TaskSpec:
     kind = raw.get("kind", "generate")
     if kind == "lm_eval":
         return _parse_lm_eval_task(path, raw, unknown)
-    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}; see tasks/README.md")
+    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)} (see docs/tasks.md)")
     _expect(isinstance(raw.get("name"), str), path, "needs a 'name'")
     _expect(kind in TASK_KINDS, path, f"kind {kind!r} is not one of {TASK_KINDS}")
     data = raw.get("data") or {}
@@ -191,7 +191,7 @@ def parse_task(path: Path) -> TaskSpec:
 
 def _parse_lm_eval_task(path: Path, raw: dict[str, Any], unknown: set[str]) -> TaskSpec:
     """An lm-eval task run as lm-eval defines it; we only choose where its documents come from."""
-    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}; see tasks/README.md")
+    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)} (see docs/tasks.md)")
     _expect(isinstance(raw.get("name"), str), path, "needs a 'name'")
     spec = raw.get("lm_eval") or {}
     _expect(

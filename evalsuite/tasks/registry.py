@@ -1,4 +1,4 @@
-"""Find tasks and suites by name: the packaged ``tasks/`` plus any extra directories."""
+"""Find tasks and suites by name: the shipped ``definitions/`` plus any extra directories."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 import yaml
 
-from evalsuite.resources import tasks_dir
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.spec import TaskSpec, parse_task
+from evalsuite.tasks import definitions_dir
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.spec import TaskSpec, parse_task
 
 
 class TaskRegistry:
     def __init__(self, extra_dirs: list[Path] | None = None):
-        self.dirs = [tasks_dir(), *(Path(d) for d in extra_dirs or [])]
+        self.dirs = [definitions_dir(), *(Path(d) for d in extra_dirs or [])]
         self.tasks: dict[str, TaskSpec] = {}
         self.suites: dict[str, list[str]] = {}
         # aggregate name -> {task: metric}: a suite-level number, e.g. the forgetting score

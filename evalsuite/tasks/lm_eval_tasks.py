@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.engines import Engine
-from evalsuite.tasking.data import TaskData
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.lm_eval_data import LOADERS
-from evalsuite.tasking.scorers import Metric, Scored
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks.data import TaskData
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.lm_eval_data import LOADERS
+from evalsuite.tasks.scorers import Metric, Scored
+from evalsuite.tasks.spec import TaskSpec
 
 _SPLITS = ("training_split", "validation_split", "test_split", "fewshot_split")
 

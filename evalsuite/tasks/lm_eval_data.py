@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalsuite.tasking.errors import TaskError
+from evalsuite.tasks.errors import TaskError
 
 Splits = dict[str, list[dict[str, Any]]]
 

@@ -7,9 +7,9 @@ from functools import cached_property
 
 import jinja2
 
-from evalsuite.resources import prompts_dir
-from evalsuite.tasking.errors import TaskError
-from evalsuite.tasking.spec import TaskSpec
+from evalsuite.tasks import prompts_dir
+from evalsuite.tasks.errors import TaskError
+from evalsuite.tasks.spec import TaskSpec
 
 
 class PromptTemplate:
