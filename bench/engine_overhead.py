@@ -275,8 +275,8 @@ def _task(workload: Workload, directory: Path) -> Any:
     Its documents go to a JSONL file beside the (never written) YAML, so ``PreparedTask.build``
     loads and renders them the way ``evaluate`` does.
     """
-    from evalsuite.tasking.execute import PreparedTask
-    from evalsuite.tasking.spec import DataSource, Sampling, TaskSpec
+    from evalsuite.tasks.execute import PreparedTask
+    from evalsuite.tasks.spec import DataSource, Sampling, TaskSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "bench_overhead.jsonl"

@@ -72,8 +72,8 @@ def route_lm_eval(merged: Path, limit: int) -> tuple[float, float, dict]:
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.models.huggingface import HFLM
 
-    from evalsuite.tasking.lm_eval_tasks import lm_eval_config
-    from evalsuite.tasking.registry import TaskRegistry
+    from evalsuite.tasks.lm_eval_tasks import lm_eval_config
+    from evalsuite.tasks.registry import TaskRegistry
 
     registry = TaskRegistry()
     args = f"pretrained={merged},dtype=float32,device=cpu"
