@@ -30,7 +30,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def hf_engine(tiny_base):
-    with EngineProcess(EngineSpec("hf", str(tiny_base))) as engine:
+    with EngineProcess(EngineSpec("hf", str(tiny_base), max_model_len=512)) as engine:
         yield engine
 
 
@@ -109,6 +109,24 @@ def test_token_budget_counts_the_prompt(engine):
     request = GenerationRequest("def add(a, b):\n", max_tokens=100, max_total_tokens=len(ids) + 5)
     (completion,) = engine.generate([request])[0]
     assert completion.num_tokens == 5 and completion.finish_reason == "length"
+
+
+def test_both_engines_stop_at_the_context_limit(hf_engine, vllm_engine):
+    """Prompt + generation never pass max_model_len (512 here, the model allows 2048): the
+    generation stops there with finish_reason "length", in hf as in vLLM."""
+    prompt = "for i in range(10): print(i)\n" * 28
+    (ids,) = hf_engine.tokenize([prompt])
+    assert 400 < len(ids) < 500
+    request = GenerationRequest(prompt, max_tokens=200)
+    (hf,) = hf_engine.generate([request])[0]
+    (vl,) = vllm_engine.generate([request])[0]
+    assert hf.num_tokens == vl.num_tokens == 512 - len(ids)
+    assert hf.finish_reason == vl.finish_reason == "length"
+    assert hf.text == vl.text
+    full = GenerationRequest("x " * 600, max_tokens=10)  # the prompt alone fills the context
+    assert [
+        c[0].finish_reason for c in (hf_engine.generate([full])[0], vllm_engine.generate([full])[0])
+    ] == ["length", "length"]
 
 
 def test_completions_are_reported_as_they_finish(engine):

@@ -43,6 +43,7 @@ class HfEngine(TokenizerInEngine, Engine):
         dtype: str = "float32",
         lora_dir: str | None = None,
         batch_size: int = 16,
+        max_model_len: int | None = None,
     ):
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -58,14 +59,17 @@ class HfEngine(TokenizerInEngine, Engine):
             model = PeftModel.from_pretrained(model, lora_dir)
         self.model = model.eval()
         self.batch_size = batch_size
+        # The context limit, as vLLM's max_model_len: prompt + generation never pass it.
         self._max_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        if max_model_len is not None:
+            self._max_length = min(self._max_length, max_model_len)
         self.info = EngineInfo(
             name="hf",
             version=transformers.__version__,
             model=str(model_dir),
             dtype=dtype,
             lora=str(lora_dir) if lora_dir else None,
-            settings={"batch_size": batch_size},
+            settings={"batch_size": batch_size, "max_model_len": self._max_length},
         )
 
     # -- tokens --------------------------------------------------------------------------
@@ -76,9 +80,11 @@ class HfEngine(TokenizerInEngine, Engine):
 
     # -- generation ----------------------------------------------------------------------
     def _budget(self, request: GenerationRequest, prompt_len: int) -> int:
-        if request.max_total_tokens is None:
-            return request.max_tokens
-        return max(0, min(request.max_tokens, request.max_total_tokens - prompt_len))
+        """New tokens allowed: stops at the context limit (finish "length") as vLLM does."""
+        budget = min(request.max_tokens, self._max_length - prompt_len)
+        if request.max_total_tokens is not None:
+            budget = min(budget, request.max_total_tokens - prompt_len)
+        return max(0, budget)
 
     def _run(self, ids: list[list[int]], request: GenerationRequest, n: int) -> list[Completion]:
         """One generate call over prompts of equal settings (left-padded), n samples each."""

@@ -56,5 +56,7 @@ class EngineSpec:
         if self.kind == "hf":
             from evalsuite.engines.hf import HfEngine
 
-            return HfEngine(self.model_dir, self.dtype, self.lora_dir)
+            return HfEngine(
+                self.model_dir, self.dtype, self.lora_dir, max_model_len=self.max_model_len
+            )
         raise EngineError(f"unresolved engine kind {self.kind!r}")
