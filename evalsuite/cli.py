@@ -87,6 +87,16 @@ def _mount_demo_command() -> None:
 
 
 _mount_demo_command()
+
+
+def _mount_models_commands() -> None:
+    """``evalsuite models list|get``: the catalog of named base models."""
+    from evalsuite.models.cli import register
+
+    register(app)
+
+
+_mount_models_commands()
 err = Console(stderr=True, soft_wrap=True)
 
 DtypeOption = Annotated[
@@ -182,7 +192,9 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 @app.command("eval")
 def eval_(
-    base: Annotated[Path, typer.Option(help="Base model directory.")],
+    base: Annotated[
+        str, typer.Option(help="Base model directory, or a catalog name (evalsuite models list).")
+    ],
     out: Annotated[Path, typer.Option(help="Results directory (reused to resume).")],
     adapter: Annotated[
         Path | None, typer.Option(help="Checkpoint directory (adapter or full fine-tune).")
@@ -218,12 +230,13 @@ def eval_(
     """Evaluate one checkpoint: a results directory with results.json and per-sample JSONL."""
     from evalsuite.evaluation.runner import EvalOptions, evaluate
     from evalsuite.evaluation.summary import print_summary
+    from evalsuite.models import resolve_base
 
     if (tasks is None) == (suite is None):
         raise typer.BadParameter("give exactly one of --tasks or --suite")
     results = evaluate(
         EvalOptions(
-            base=base,
+            base=resolve_base(base),
             out=out,
             adapter=adapter,
             tasks=_split(tasks),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+from real_model import smollm2  # noqa: F401  (session fixture: the real base model)
 
 from evalsuite.testing.checkpoints import trainer_dir, write_lora, write_mora, write_rasa
 from evalsuite.testing.tiny_model import TARGET_MODULES, build_tiny_llama
