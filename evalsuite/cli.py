@@ -25,6 +25,16 @@ adapter_app = typer.Typer(no_args_is_help=True, help="Inspect adapter checkpoint
 app.add_typer(adapter_app, name="adapter")
 
 
+def _mount_analysis_commands() -> None:
+    """``evalsuite adapter analyze``: spectra of a checkpoint's updates."""
+    from evalsuite.analysis.cli import register
+
+    register(adapter_app)
+
+
+_mount_analysis_commands()
+
+
 def _mount_score_commands() -> None:
     """``evalsuite score math|humaneval-plus``: score generations made anywhere."""
     from evalsuite.scoring.cli import score_app

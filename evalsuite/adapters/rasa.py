@@ -99,6 +99,13 @@ class RasaAdapter(Adapter):
         a, b, *_ = self._parts[module]
         return (b.shape[0], a.shape[1])
 
+    def mixing(self, module: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d_own, d_shared): the D weights of the layer's own r-k ranks and of the L*k ranks
+        of the shared pool, as stored (how much this layer uses the shared ranks)."""
+        d = self._parts[module][2]
+        own = self.config["r"] - self.k
+        return d[:own], d[own:]
+
     def _factors(self, module):
         a, b, d, sa, sb = self._parts[module]
         full_a = d.float().unsqueeze(1) * torch.cat([a.float(), sa.float()], 0)
