@@ -139,3 +139,19 @@ def test_base_names_resolve_to_the_fetched_directory(smollm2, monkeypatch, tmp_p
     get_settings.cache_clear()
     assert resolve_base("smollm2-135m-instruct") == smollm2
     assert resolve_base(tmp_path) == tmp_path  # a directory stays a directory
+
+
+def test_the_worker_resolves_a_runs_base_given_as_a_catalog_name(smollm2, monkeypatch):
+    from evalsuite.settings import get_settings
+    from evalsuite.worker.loop import WorkerSettings, eval_options
+
+    monkeypatch.setenv("EVALSUITE_CACHE_DIR", str(smollm2.parent.parent))
+    get_settings.cache_clear()
+    claim = {
+        "id": 3, "run": "r", "suite": "math", "checkpoint_uri": "/c", "options": {},
+        "base_model": "smollm2", "base_model_path": "smollm2-135m-instruct",
+    }  # fmt: skip
+    opts = eval_options(claim, WorkerSettings(work_dir=Path("/w")))
+    assert opts.base == smollm2
+    unknown = eval_options({**claim, "base_model_path": "/models/x"}, WorkerSettings(Path("/w")))
+    assert unknown.base == Path("/models/x")  # a path stays a path; the runner checks it

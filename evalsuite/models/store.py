@@ -151,14 +151,17 @@ def _build(model: CatalogModel, out: Path, log: Log) -> None:
     (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
 
-def resolve_base(value: str | Path) -> Path:
+def resolve_base(value: str | Path, strict: bool = True) -> Path:
     """A ``--base``: an existing directory as it is, else a catalog name (fetched if needed).
-    Anything else is an error that names both possibilities."""
+    Anything else is an error naming both possibilities; with ``strict=False`` it passes
+    through as a path (the worker: the runner reports a missing directory with the job)."""
     path = Path(value)
     if path.is_dir():
         return path
     if str(value) in CATALOG:
         return ensure_model(str(value), log=lambda line: print(line, file=sys.stderr))
+    if not strict:
+        return path
     raise ModelError(
         f"base {str(value)!r} is neither a directory nor a catalog model; catalog names: "
         f"{', '.join(sorted(CATALOG))} (evalsuite models list)"

@@ -99,7 +99,10 @@ def register(app: typer.Typer) -> None:
         domain: Annotated[str | None, typer.Option(help="New run: code or math.")] = None,
         base_model: Annotated[str | None, typer.Option(help="New run: base model name.")] = None,
         base_model_path: Annotated[
-            str | None, typer.Option(help="New run: where workers find the base.")
+            str | None,
+            typer.Option(
+                help="New run: where workers find the base: a directory or a catalog name."
+            ),
         ] = None,
         train_time_s: Annotated[float | None, typer.Option(help="New run: training time.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,

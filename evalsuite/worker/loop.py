@@ -80,8 +80,10 @@ def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions
             "POST /v1/runs again with its fields and base_model_path), then POST "
             f"/v1/jobs/{claim['id']}/retry"
         )
+    from evalsuite.models import resolve_base  # a directory, or a catalog name (fetched once)
+
     opts = EvalOptions(
-        base=Path(base),
+        base=resolve_base(base, strict=False),
         adapter=Path(claim["checkpoint_uri"]),
         out=settings.work_dir / f"job-{claim['id']}",
         suite=claim["suite"],
