@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
+from evalsuite.engines.slot import ENGINE_USES
 from evalsuite.tasks.spec import TASK_KINDS
 
 INT32 = 2**31 - 1
@@ -125,6 +126,20 @@ class CheckpointRecord(_Closed):
     step: int | None = Field(None, description="from trainer_state.json; null for the base")
 
 
+class EngineLifecycle(_Closed):
+    """Which engine served a checkpoint and how it got the weights: provenance only (two
+    scores stay comparable whether their engines were fresh or swapped)."""
+
+    how: Literal[ENGINE_USES] = Field(  # type: ignore[valid-type]
+        description="started: a fresh engine; swapped: the checkpoint's weights (or LoRA) were "
+        "loaded into a running engine; reused: the running engine already held them"
+    )
+    engine_id: str = Field(description="names one engine's life; equal ids = the same engine")
+    started: str = Field(description="when that engine started (ISO 8601, UTC)")
+    checkpoint_index: Count = Field(description="1 for the engine's first checkpoint, then 2, ...")
+    note: str | None = Field(None, description="why a running engine was not reused")
+
+
 class EngineRecord(_Closed):
     """``EngineInfo`` of the engine that ran, or its name and a note when none had to start."""
 
@@ -136,6 +151,9 @@ class EngineRecord(_Closed):
     settings: dict[str, Any] = Field(default_factory=dict, description="engine settings")
     note: str | None = Field(
         None, description="why no engine started (every answer came from the resume cache)"
+    )
+    lifecycle: EngineLifecycle | None = Field(
+        None, description="which engine served this checkpoint (absent: none started)"
     )
 
 

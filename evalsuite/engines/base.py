@@ -120,6 +120,20 @@ class Engine(ABC):
         whole, ctx = self.tokenize([context + continuation, context])
         return ctx, whole[len(ctx) :]
 
+    def swap_weights(self, model_dir: str) -> None:
+        """Load another model's weights into the running engine and drop every cache computed
+        with the old ones; raises ``SwapRefused`` (nothing written) when they do not fit."""
+        raise EngineError(f"the {self.info.name} engine cannot swap weights in place")
+
+    def swap_lora(self, lora_dir: str, lora_name: str) -> None:
+        """Serve another LoRA adapter from now on (LoRA-served engines); caches are dropped."""
+        raise EngineError(f"the {self.info.name} engine cannot swap its LoRA adapter")
+
+    @abstractmethod
+    def reset_cache(self) -> None:
+        """Forget everything computed for earlier requests (vLLM's prefix cache), so the next
+        checkpoint's answers are computed as on a fresh engine."""
+
     @abstractmethod
     def close(self) -> None:
         """Free the model (a child process's engine is also freed when the child exits)."""

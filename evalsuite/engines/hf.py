@@ -8,6 +8,7 @@ requests with n > 1 are decoded once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -20,6 +21,7 @@ from evalsuite.engines.base import (
     TokenizerInEngine,
     cut_at_stop,
 )
+from evalsuite.engines.swap import SwapRefused, model_shape, swap_refusal
 
 
 class _StopOnStrings:
@@ -58,6 +60,7 @@ class HfEngine(TokenizerInEngine, Engine):
 
             model = PeftModel.from_pretrained(model, lora_dir)
         self.model = model.eval()
+        self._shape = model_shape(model_dir)
         self.batch_size = batch_size
         # The context limit, as vLLM's max_model_len: prompt + generation never pass it.
         self._max_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -71,6 +74,50 @@ class HfEngine(TokenizerInEngine, Engine):
             lora=str(lora_dir) if lora_dir else None,
             settings={"batch_size": batch_size, "max_model_len": self._max_length},
         )
+
+    # -- swapping -----------------------------------------------------------------------
+    def swap_weights(self, model_dir: str) -> None:
+        """Copy another model's tensors into the loaded parameters, after the files were
+        checked; a tied output embedding follows its input embedding."""
+        from safetensors.torch import load_file
+
+        from evalsuite.adapters.model_files import read_model_weights
+
+        new = model_shape(model_dir)
+        refusal = swap_refusal(self._shape, new)
+        if refusal is None and hasattr(self.model, "peft_config"):
+            refusal = "the running engine serves a LoRA adapter on its base"
+        if refusal:
+            raise SwapRefused(f"cannot swap {model_dir} into the running engine: {refusal}")
+        state: dict[str, torch.Tensor] = {}
+        for shard in read_model_weights(Path(model_dir)).shards:
+            state.update(load_file(shard))
+        expected = set(self.model.state_dict())
+        tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
+        unexpected, missing = set(state) - expected, expected - set(state) - tied
+        if unexpected or missing:
+            raise SwapRefused(
+                f"cannot swap {model_dir}: parameters differ from the running model's "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        with torch.no_grad():
+            self.model.load_state_dict(state, strict=False)
+        self._shape = new
+        self.info.model = str(model_dir)
+
+    def swap_lora(self, lora_dir: str, lora_name: str) -> None:
+        if not hasattr(self.model, "peft_config"):
+            raise SwapRefused("the running engine was started without a LoRA adapter")
+        old = self.model.active_adapter
+        self.model.load_adapter(lora_dir, adapter_name=lora_name)
+        self.model.set_adapter(lora_name)
+        if old != lora_name:
+            self.model.delete_adapter(old)
+        self.model.eval()
+        self.info.lora = str(lora_dir)
+
+    def reset_cache(self) -> None:
+        """Nothing to drop: each generate and scoring call starts from the prompt alone."""
 
     # -- tokens --------------------------------------------------------------------------
     def tokenize(self, texts, add_special_tokens=True):

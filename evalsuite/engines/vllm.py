@@ -19,6 +19,7 @@ from evalsuite.engines.base import (
     OnDone,
     TokenizerInEngine,
 )
+from evalsuite.engines.swap import SwapRefused, model_shape, swap_refusal
 
 # vLLM's CPU attention needs this much KV cache at least to start on a small model.
 _MIN_CPU_KV = 256 << 20
@@ -63,6 +64,7 @@ class VllmEngine(TokenizerInEngine, Engine):
         lora_rank: int | None = None,
         max_model_len: int | None = None,
         seed: int = 0,
+        tensor_parallel_size: int = 1,
     ):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # we are already a child
         import vllm
@@ -75,6 +77,7 @@ class VllmEngine(TokenizerInEngine, Engine):
             "seed": seed,
             "enable_prefix_caching": True,
             "max_model_len": max_model_len,
+            "tensor_parallel_size": tensor_parallel_size,
         }
         if self.on_cpu:
             settings["enforce_eager"] = True
@@ -98,6 +101,7 @@ class VllmEngine(TokenizerInEngine, Engine):
             self.llm = LLM(model=model_dir, **settings)
         except Exception as e:  # vLLM raises many types; all mean "did not start"
             raise EngineError(f"vLLM could not start on {model_dir}: {e}") from e
+        self._shape = model_shape(model_dir)
         self.tokenizer = self.llm.get_tokenizer()
         self._max_length = self.llm.llm_engine.model_config.max_model_len
         self.info = EngineInfo(
@@ -112,6 +116,32 @@ class VllmEngine(TokenizerInEngine, Engine):
                 "max_model_len": self._max_length,
             },
         )
+
+    def swap_weights(self, model_dir: str) -> None:
+        """vLLM's in-place reload (its RL weight-update path), after the files were checked."""
+        new = model_shape(model_dir)
+        refusal = swap_refusal(self._shape, new)
+        if refusal:
+            raise SwapRefused(f"cannot swap {model_dir} into the running engine: {refusal}")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
+        self._shape = new
+        self.info.model = str(model_dir)
+        self.reset_cache()
+
+    def swap_lora(self, lora_dir: str, lora_name: str) -> None:
+        from vllm.lora.request import LoRARequest
+
+        if self._lora is None:
+            raise SwapRefused("the running engine was started without LoRA support")
+        old = self._lora
+        self._lora = LoRARequest(lora_name, old.lora_int_id + 1, lora_dir)
+        self.llm.llm_engine.remove_lora(old.lora_int_id)
+        self.info.lora = lora_name
+        self.reset_cache()
+
+    def reset_cache(self) -> None:
+        if not self.llm.reset_prefix_cache():
+            raise EngineError("vLLM could not reset its prefix cache (requests still running)")
 
     def tokenize(self, texts, add_special_tokens=True):
         return [self.tokenizer.encode(t, add_special_tokens=add_special_tokens) for t in texts]

@@ -2,8 +2,11 @@
 
 The same runner serves ``evalsuite eval`` and the queue worker. The results directory is the
 unit of truth: ``results.json`` (metrics with stderr and n, and every setting that produced
-them) and ``samples_<task>.jsonl`` (one line per sample). The engine starts only if some
-answer is missing from the resume cache, once for all tasks, in a child process.
+them) and ``samples_<task>.jsonl`` (one line per sample). The engine is asked for only if
+some answer is missing from the resume cache, once for all tasks; it lives in a child
+process held by an ``EngineSlot``: the runner's own (closed at the end), or one passed in by
+the caller that evaluates several checkpoints (the worker, ``evalsuite eval`` over a run),
+which keeps the engine and swaps each checkpoint's weights into it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite import __version__
-from evalsuite.engines import Engine, EngineProcess, EngineSpec, resolve_kind
+from evalsuite.engines import Engine, EngineSpec, resolve_kind
+from evalsuite.engines.slot import EngineSlot, EngineUse
+from evalsuite.engines.spec import check_parallelism
 from evalsuite.evaluation.materialize import Materialized, materialize
 from evalsuite.evaluation.progress import task_progress
 from evalsuite.evaluation.resume import ResumeCache
@@ -57,6 +62,10 @@ class EvalOptions:
     num_fewshot: int | None = None
     task_dirs: list[Path] = field(default_factory=list)
     progress: bool = True
+    tensor_parallel_size: int = 1
+    # wall-clock time (time.time()) the job was handed to its process: the results then say
+    # how long process start and imports took before the evaluation began
+    queued_at: float | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -68,23 +77,29 @@ def package_versions() -> dict[str, str]:
 
 
 class _LazyEngine:
-    """Starts the engine on first use, so a fully cached rerun loads no model at all."""
+    """Asks the slot for an engine on first use, so a fully cached rerun loads no model."""
 
-    def __init__(self, spec: EngineSpec):
+    def __init__(self, spec: EngineSpec, slot: EngineSlot):
         self.spec = spec
+        self.slot = slot
         self.engine: Engine | None = None
-        self.start_s = 0.0
+        self.use: EngineUse | None = None
 
     def __call__(self) -> Engine:
         if self.engine is None:
-            started = time.perf_counter()
-            self.engine = EngineProcess(self.spec)
-            self.start_s = time.perf_counter() - started
+            self.engine, self.use = self.slot.get(self.spec)
         return self.engine
 
-    def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
+    def timings(self) -> dict[str, float]:
+        if self.use is None:
+            return {"engine_start_s": 0.0}
+        key = "engine_start_s" if self.use.how == "started" else "engine_swap_s"
+        return {key: round(self.use.seconds, 3)}
+
+    def record(self, kind: str) -> dict[str, Any]:
+        if self.engine is None or self.use is None:
+            return {"name": kind, "note": "not started: every answer came from the resume cache"}
+        return {**self.engine.info.__dict__, "lifecycle": self.use.record()}
 
 
 def _max_model_len(tasks: list[PreparedTask], mat: Materialized) -> int:
@@ -114,10 +129,12 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def evaluate(opts: EvalOptions) -> dict[str, Any]:
+def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any]:
     """Run the tasks on the checkpoint; returns what it wrote to ``results.json`` (a
-    :class:`~evalsuite.results_schema.ResultsFile`, as JSON)."""
+    :class:`~evalsuite.results_schema.ResultsFile`, as JSON). With ``slot``, the engine is
+    the slot's (kept for the caller's next checkpoint); without, one for this call."""
     started = time.perf_counter()
+    process_start_s = time.time() - opts.queued_at if opts.queued_at is not None else None
     registry = TaskRegistry(opts.task_dirs)
     specs = registry.resolve(opts.tasks, opts.suite)
     specs = [
@@ -126,6 +143,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     ]
     tasks = [PreparedTask.build(s, opts.data_dir, opts.limit) for s in specs]
     engine_kind = resolve_kind(opts.engine)
+    check_parallelism(engine_kind, opts.tensor_parallel_size)
     t0 = time.perf_counter()
     mat = materialize(opts.base, opts.adapter, opts.materialize, opts.dtype)
     materialize_s = time.perf_counter() - t0
@@ -138,6 +156,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         lora_rank=mat.lora_rank,
         max_model_len=_max_model_len(tasks, mat),
         seed=opts.seed if opts.seed is not None else 0,
+        tensor_parallel_size=opts.tensor_parallel_size,
     )
     # an engine upgrade may change answers, so its version is part of every cache key
     versions = package_versions()
@@ -148,7 +167,8 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     identity = [mat.identity, mat.mode, engine_kind, engine_version]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    engine = _LazyEngine(engine_spec)
+    own_slot = slot is None
+    engine = _LazyEngine(engine_spec, slot or EngineSlot(keep=False))
     task_results: dict[str, TaskResult] = {}
     try:
         with task_progress(opts.progress) as progress:
@@ -161,25 +181,24 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
                     _write_jsonl(out / f"samples_{task.spec.name}.{name}.jsonl", rows)
                 task_results[task.spec.name] = _task_result(task, scored, opts.limit)
     finally:
-        engine.close()
-    engine_info = (
-        engine.engine.info.__dict__
-        if engine.engine
-        else {"name": engine_kind, "note": "not started: every answer came from the resume cache"}
-    )
+        if own_slot:
+            engine.slot.close()
+        else:
+            engine.slot.release()
     results = ResultsFile(
         partial=any(r.partial for r in task_results.values()),
         created=datetime.now(UTC).replace(microsecond=0),
         checkpoint=CheckpointRecord.model_validate(mat.checkpoint),
         base=str(Path(opts.base).resolve()),
-        model=ModelRecord.model_validate({**mat.record(), "engine": engine_info}),
+        model=ModelRecord.model_validate({**mat.record(), "engine": engine.record(engine_kind)}),
         tasks=task_results,
         aggregates=registry.aggregates_of(
             {name: r.model_dump() for name, r in task_results.items()}
         ),
         timings={
+            **({"process_start_s": round(process_start_s, 3)} if process_start_s else {}),
             "materialize_s": round(materialize_s, 3),
-            "engine_start_s": round(engine.start_s, 3),
+            **engine.timings(),
             "total_s": round(time.perf_counter() - started, 3),
         },
         versions=versions,
