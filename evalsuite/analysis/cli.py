@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evalsuite.analysis.analyze import DEFAULT_TOP
+from evalsuite.analysis.reconstruct import DEFAULT_ITERATIONS, DEFAULT_TOL
 
 BaseOption = Annotated[
     Path | None,
@@ -67,6 +68,80 @@ def analyze_command(
     Console().print("ranks are means over layers; --json gives every module")
 
 
+def _ks(text: str | None, r: int) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; default: 0 (LoRA) and the paper's k = max(r/8, 1)."""
+    if not text:
+        return sorted({0, max(r // 8, 1)})
+    try:
+        ks = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--k wants integers separated by commas, got {text!r}") from None
+    if not ks or ks[0] < 0 or ks[-1] > r:
+        raise typer.BadParameter(f"every k must be within 0..r={r}, got {text!r}")
+    return ks
+
+
+def reconstruct_command(
+    path: Annotated[Path, typer.Argument(help="Checkpoint directory (adapter or full model).")],
+    r: Annotated[int, typer.Option("--r", min=1, help="Rank of the LoRA / RaSA structure.")] = 8,
+    k: Annotated[
+        str | None,
+        typer.Option(
+            "--k", help="Shared ranks per layer, comma-separated (default: 0,max(r/8,1))."
+        ),
+    ] = None,
+    base: BaseOption = None,
+    module_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Module type, e.g. mlp.up_proj (repeatable).")
+    ] = None,
+    iterations: Annotated[
+        int, typer.Option(min=0, help="Most coordinate-descent iterations per k.")
+    ] = DEFAULT_ITERATIONS,
+    tol: Annotated[
+        float,
+        typer.Option(
+            help="Stop when an iteration lowers the error by less than this "
+            "share of the updates' energy."
+        ),
+    ] = DEFAULT_TOL,
+    max_rank: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep each update's leading components only (for large dense "
+            "updates); errors are then against the cut updates and the cut energy is reported."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How well can LoRA (rank r) and RaSA (r, k) reconstruct this checkpoint's updates?
+
+    Per module type, across its layers: LoRA's minimum error (Eckart-Young) and RaSA's by
+    coordinate descent (the RaSA paper, Appendix A), per iteration and per k. Meant for
+    high-rank updates (a full fine-tune or DoRA against --base, MoRA); a LoRA of rank <= r is
+    reconstructed exactly by both.
+    """
+    from evalsuite.analysis.reconstruct import reconstruct
+
+    ks = _ks(k, r)
+    report = reconstruct(path, r, ks, base, module_type, iterations, tol, max_rank)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    table = Table(title=f"{path} ({report['kind']}): relative reconstruction error at r={r}")
+    widest = max((len(t) for t in report["types"]), default=4)
+    table.add_column("type", min_width=widest, no_wrap=True)
+    table.add_column("layers", justify="right")
+    table.add_column("LoRA", justify="right")
+    for value in ks:
+        table.add_column(f"RaSA k={value}", justify="right", no_wrap=True)
+    for mtype, t in report["types"].items():
+        cells = [f"{run['relative']:.4f} ({run['iterations']} it)" for run in t["rasa"]]
+        table.add_row(mtype, str(t["layers"]), f"{t['lora_relative']:.4f}", *cells)
+    Console().print(table)
+    Console().print("error / squared Frobenius norm of the updates; --json gives every iteration")
+
+
 def register(adapter_app: typer.Typer) -> None:
     """Mount the analysis commands under ``evalsuite adapter``."""
     adapter_app.command("analyze")(analyze_command)
+    adapter_app.command("reconstruct")(reconstruct_command)

@@ -155,9 +155,11 @@ def _shape(ckpt: Checkpoint, module: str, base: BaseWeights | None) -> tuple[int
     return (out_f, in_f)
 
 
-def iter_updates(ckpt: Checkpoint, base: BaseWeights | None) -> Iterator[Update]:
-    """Every module's update in ``sort_key`` order, one at a time (a dense one is freed
-    before the next is built)."""
+def iter_updates(
+    ckpt: Checkpoint, base: BaseWeights | None, types: list[str] | None = None
+) -> Iterator[Update]:
+    """Every module's update (of ``types``, default all) in ``sort_key`` order, one at a time
+    (a dense one is freed before the next is built)."""
     route = route_of(ckpt)
     if route.needs_base != NOTHING and base is None:
         raise AdapterError(
@@ -165,6 +167,8 @@ def iter_updates(ckpt: Checkpoint, base: BaseWeights | None) -> Iterator[Update]
             "(--base DIR)"
         )
     for module in modules_of(ckpt):
+        if types and module_type(module) not in types:
+            continue
         shape = _shape(ckpt, module, base)
         if isinstance(ckpt, FullCheckpoint):
             tuned = _read_full(ckpt, module)
