@@ -66,6 +66,9 @@ class EvalOptions:
     # wall-clock time (time.time()) the job was handed to its process: the results then say
     # how long process start and imports took before the evaluation began
     queued_at: float | None = None
+    # an engine that sends nothing for this long while working is killed (the worker sets
+    # its lease): a hung engine fails its job instead of holding it
+    stall_s: float | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -168,7 +171,7 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     own_slot = slot is None
-    engine = _LazyEngine(engine_spec, slot or EngineSlot(keep=False))
+    engine = _LazyEngine(engine_spec, slot or EngineSlot(keep=False, stall_s=opts.stall_s))
     task_results: dict[str, TaskResult] = {}
     try:
         with task_progress(opts.progress) as progress:

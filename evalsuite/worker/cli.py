@@ -62,6 +62,21 @@ def register(app: typer.Typer) -> None:
         worker_id: Annotated[
             str | None, typer.Option(help="Name in the queue (default: host-pid-random).")
         ] = None,
+        reuse_engine: Annotated[
+            bool,
+            typer.Option(
+                "--reuse-engine/--fresh-engine-per-job",
+                help="Keep one process and engine across jobs and swap each checkpoint's "
+                "weights in (default), or start both afresh for every job.",
+            ),
+        ] = True,
+        tensor_parallel_size: Annotated[
+            int,
+            typer.Option(
+                help="GPUs per engine (vLLM tensor parallelism); pick them with "
+                "CUDA_VISIBLE_DEVICES, one worker per GPU group."
+            ),
+        ] = 1,
     ) -> None:
         """Claim jobs from the service, evaluate each checkpoint, upload the results."""
         from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
@@ -76,6 +91,8 @@ def register(app: typer.Typer) -> None:
             task_dirs=list(task_dir or []),
             lease_s=lease,
             poll_s=poll,
+            reuse_engine=reuse_engine,
+            tensor_parallel_size=tensor_parallel_size,
         )
         run_worker(*_service(api, token), settings, once=once, max_jobs=max_jobs, log=_log)
 

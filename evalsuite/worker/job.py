@@ -17,22 +17,25 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from evalsuite.engines.process import describe_exit
+from evalsuite.engines.slot import EngineSlot
 from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.runner import EvalOptions
 from evalsuite.results_schema import ResultsFile, SampleRow, problems
 
 ERROR_FILE = "job_error.txt"
 LOG_FILE = "job.log"
-_USER_ERROR, _CRASH = 3, 4  # the child's exit codes besides 0
+USER_ERROR, CRASH = 3, 4  # a job's exit codes besides 0
 
 
 @dataclass
@@ -69,7 +72,9 @@ def verify_checkpoint(path: Path, expected_sha256: str | None) -> None:
         )
 
 
-def _child(opts: EvalOptions, out: Path, expected_sha256: str | None) -> None:
+def become_job_group() -> None:
+    """Lead a new process group that dies with the worker: SIGTERM (our own, or sent when
+    the worker dies) kills every process the job started."""
     os.setsid()  # our own process group: the engine, grading pools and sandboxes join it
     signal.signal(signal.SIGTERM, _take_group_down)
     with contextlib.suppress(OSError, AttributeError):
@@ -78,22 +83,75 @@ def _child(opts: EvalOptions, out: Path, expected_sha256: str | None) -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the worker died before prctl took effect
         _take_group_down(signal.SIGTERM, None)
+
+
+def prepare_out(out: Path) -> None:
+    """A job's results directory before it runs: no stale verdict from an earlier try."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ERROR_FILE).unlink(missing_ok=True)
+    (out / "results.json").unlink(missing_ok=True)  # a stale one must not be uploaded
+
+
+def log_to(out: Path) -> None:
+    """This process's stdout and stderr go to the job's log from now on."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    os.close(log)
+
+
+def run_here(opts: EvalOptions, expected_sha256: str | None, slot: EngineSlot | None = None) -> int:
+    """Evaluate the job in this process; the exit code it stands for (0, user error, crash),
+    with the reason written to ``ERROR_FILE`` when it is not 0."""
     from evalsuite.evaluation.runner import evaluate
 
+    out = Path(opts.out)
     try:
         if opts.adapter is not None:
             verify_checkpoint(Path(opts.adapter), expected_sha256)
-        evaluate(opts)
+        evaluate(opts, slot)
     except EvalsuiteError as e:
         (out / ERROR_FILE).write_text(str(e))
-        os._exit(_USER_ERROR)
+        return USER_ERROR
     except BaseException as e:
         (out / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-        os._exit(_CRASH)
-    os._exit(0)
+        return CRASH
+    return 0
+
+
+def _child(opts: EvalOptions, expected_sha256: str | None) -> None:
+    become_job_group()
+    log_to(Path(opts.out))
+    os._exit(run_here(opts, expected_sha256))
+
+
+def stop_group(proc: BaseProcess, grace_s: float = 5.0) -> None:
+    """SIGTERM to a job process's whole group, SIGKILL after ``grace_s``; then reap it."""
+    pid = proc.pid
+    if pid is None or proc.exitcode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while proc.is_alive() and time.monotonic() < deadline:
+        proc.join(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    proc.join()
+
+
+def outcome_of(code: int | None, out: Path) -> JobOutcome:
+    """What to upload after a job ended with ``code`` (None: its process vanished), or why
+    it failed, in one readable message."""
+    error_file = out / ERROR_FILE
+    if code == 0:
+        return collect(out)
+    if error_file.is_file():
+        return JobOutcome(ok=False, error=error_file.read_text().strip())
+    tail = _tail(out / LOG_FILE)
+    return JobOutcome(ok=False, error=f"the evaluation process {describe_exit(code)}" + tail)
 
 
 class JobProcess:
@@ -102,13 +160,9 @@ class JobProcess:
     def __init__(self, opts: EvalOptions, expected_sha256: str | None = None):
         self.opts = opts
         self.out = Path(opts.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / ERROR_FILE).unlink(missing_ok=True)
-        (self.out / "results.json").unlink(missing_ok=True)  # a stale one must not be uploaded
+        prepare_out(self.out)
         ctx = mp.get_context("spawn")  # no inherited locks or threads from the worker
-        self._proc = ctx.Process(
-            target=_child, args=(opts, self.out, expected_sha256), name="evalsuite-job"
-        )
+        self._proc = ctx.Process(target=_child, args=(opts, expected_sha256), name="evalsuite-job")
         self._proc.start()
 
     @property
@@ -124,28 +178,11 @@ class JobProcess:
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop the job and everything it started; the results directory stays for a resume."""
-        pid = self._proc.pid
-        if pid is None or self._proc.exitcode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while self._proc.is_alive() and time.monotonic() < deadline:
-            self._proc.join(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        self._proc.join()
+        stop_group(self._proc, grace_s)
 
     def outcome(self) -> JobOutcome:
         """After the child exited: what to upload, or why it failed (one readable message)."""
-        code = self._proc.exitcode
-        error_file = self.out / ERROR_FILE
-        if code == 0:
-            return collect(self.out)
-        if error_file.is_file():
-            return JobOutcome(ok=False, error=error_file.read_text().strip())
-        tail = _tail(self.out / LOG_FILE)
-        return JobOutcome(ok=False, error=f"the evaluation process {describe_exit(code)}" + tail)
+        return outcome_of(self._proc.exitcode, self.out)
 
 
 def collect(out: Path) -> JobOutcome:

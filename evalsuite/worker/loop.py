@@ -1,8 +1,11 @@
 """The queue consumer: claim a job, evaluate its checkpoint, report, repeat.
 
-One worker per GPU node. Each job runs in a child process group (``job_process``) while the
-worker heartbeats the lease; the results are uploaded with ``complete`` (idempotent, so an
-upload retried after a lost answer stores one copy), a failure with ``fail`` and its reason.
+One worker per GPU (or GPU group, with tensor parallelism). Jobs run in a child process
+group while the worker heartbeats the lease: by default one long-lived host (``host``) that
+keeps its imports and its engine from job to job, swapping each checkpoint's weights into
+the running engine; with ``reuse_engine=False`` a fresh process and engine per job
+(``job``). The results are uploaded with ``complete`` (idempotent, so an upload retried
+after a lost answer stores one copy), a failure with ``fail`` and its reason.
 A worker that dies loses nothing: its lease expires and another worker claims the job again,
 resuming from the answers cached in the results directory when it runs on the same disk.
 SIGTERM (or Ctrl-C) stops the current job and hands it back to the queue at once.
@@ -28,6 +31,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.options import JobOptions
 from evalsuite.evaluation.runner import EvalOptions
 from evalsuite.results_schema import problems
+from evalsuite.worker.host import HostedJob, JobHost
 from evalsuite.worker.job import JobOutcome, JobProcess
 
 
@@ -49,6 +53,8 @@ class WorkerSettings:
     lease_s: float = 300.0
     poll_s: float = 5.0
     upload_tries: int = 8
+    reuse_engine: bool = True
+    tensor_parallel_size: int = 1
 
 
 def default_worker_id() -> str:
@@ -93,6 +99,8 @@ def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions
         data_dir=settings.data_dir,
         task_dirs=list(settings.task_dirs),
         progress=False,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        stall_s=settings.lease_s,
     )
     # each JobOptions field is the EvalOptions field of the same name
     return replace(opts, **options.overrides())
@@ -111,6 +119,7 @@ class Worker:
         self.settings = settings
         self.log = log
         self.stopping = threading.Event()
+        self.host = JobHost(stall_s=settings.lease_s) if settings.reuse_engine else None
 
     def request_stop(self, signum: int | None = None, frame: object = None) -> None:
         """SIGTERM/SIGINT: stop the current job, hand it back, claim nothing more."""
@@ -135,6 +144,11 @@ class Worker:
             done += self.run_job(claim)
         return done
 
+    def close(self) -> None:
+        """The host and its engine go with the worker."""
+        if self.host is not None:
+            self.host.close()
+
     def _claim(self) -> dict[str, Any] | None:
         try:
             return self.client.claim(self.settings.worker_id, self.settings.lease_s)
@@ -155,7 +169,9 @@ class Worker:
             opts = eval_options(claim, self.settings)
         except EvalsuiteError as e:
             return self._report_failure(job_id, str(e))
-        job = JobProcess(opts, expected_sha256=claim.get("checkpoint_sha256"))
+        opts = replace(opts, queued_at=time.time())
+        sha = claim.get("checkpoint_sha256")
+        job = self.host.start(opts, sha) if self.host else JobProcess(opts, expected_sha256=sha)
         if not self._watch(job_id, job):
             return False
         outcome = job.outcome()
@@ -163,7 +179,7 @@ class Worker:
             return self._report_failure(job_id, outcome.error or "unknown failure")
         return self._upload(job_id, outcome)
 
-    def _watch(self, job_id: int, job: JobProcess) -> bool:
+    def _watch(self, job_id: int, job: JobProcess | HostedJob) -> bool:
         """Heartbeat while the job runs; False if it was stopped (lease lost or SIGTERM)."""
         interval = max(0.2, min(self.settings.lease_s / 3, 30.0))
         while job.running():
@@ -248,7 +264,10 @@ def run_worker(
         worker = Worker(client, settings, log)
         worker.install_signal_handlers()
         started = time.monotonic()
-        done = worker.run(once=once, max_jobs=max_jobs)
+        try:
+            done = worker.run(once=once, max_jobs=max_jobs)
+        finally:
+            worker.close()
         elapsed = time.monotonic() - started
         log(f"worker {settings.worker_id}: {done} job(s) finished in {elapsed:.0f} s")
         return done
