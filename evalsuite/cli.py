@@ -69,6 +69,16 @@ def _mount_gate_command() -> None:
 _mount_gate_command()
 
 
+def _mount_compare_command() -> None:
+    """``evalsuite compare``: the documents that flipped between two checkpoints."""
+    from evalsuite.compare.cli import register
+
+    register(app)
+
+
+_mount_compare_command()
+
+
 def _mount_dashboard_command() -> None:
     """``evalsuite dashboard``: the Streamlit dashboard over the results API."""
     from evalsuite.dashboard.cli import register

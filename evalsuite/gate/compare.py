@@ -154,42 +154,85 @@ def _doc_set_reason(cand: dict[str, float], base: dict[str, float]) -> str | Non
     )
 
 
-def run_check(
-    task: str, metric: str, candidate: Source, baseline: Source, settings: GateSettings
-) -> CheckResult:
-    """One (task, metric) comparison; every refusal becomes a cannot-decide result."""
-    check = CheckResult(task, metric, CANNOT_DECIDE)
+@dataclass
+class Pairing:
+    """Both sides' per-document values of one (task, metric), or why they cannot be paired.
+
+    Everything the gate checks before its bootstrap, shared with ``evalsuite compare`` so the
+    two refuse the same things and pair the same documents."""
+
+    candidate: TaskEvidence | None = None
+    baseline: TaskEvidence | None = None
+    candidate_values: dict[str, float] = field(default_factory=dict)
+    baseline_values: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+
+    @property
+    def docs(self) -> list[str]:
+        """The paired documents, in the baseline's order."""
+        return list(self.baseline_values)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate, baseline) values over ``docs``."""
+        docs = self.docs
+        return (
+            np.array([self.candidate_values[d] for d in docs]),
+            np.array([self.baseline_values[d] for d in docs]),
+        )
+
+    def bootstrap(self, settings: GateSettings) -> PairedResult:
+        """The gate's paired bootstrap of ``candidate - baseline`` on these documents."""
+        cand, base = self.arrays()
+        return paired_bootstrap(
+            cand, base, alpha=settings.alpha, n_boot=settings.n_boot, seed=settings.seed
+        )
+
+
+def pair_documents(task: str, metric: str, candidate: Source, baseline: Source) -> Pairing:
+    """Evidence of both sides, the refusals (unknown metric, unlike settings, values that do
+    not reproduce the stored metric, different documents) and the per-document values."""
+    pairing = Pairing()
     try:
         cand_ev, base_ev = candidate.evidence(task, metric), baseline.evidence(task, metric)
-        check.candidate_where, check.baseline_where = cand_ev.where, base_ev.where
+        pairing.candidate, pairing.baseline = cand_ev, base_ev
         for side, ev in (("candidate", cand_ev), ("baseline", base_ev)):
             if not metric_is_known(metric, ev.stored):
                 known = ", ".join(sorted(m for m in ev.stored if "/" not in m)) or "none"
                 raise GateInputError(f"the {side} has no metric {metric!r} (stored: {known})")
         reasons = unlike_reasons(cand_ev, base_ev)
         if reasons:
-            check.reason = "; ".join(reasons)
-            return check
+            pairing.reason = "; ".join(reasons)
+            return pairing
         cand = per_document(cand_ev.load_rows(), metric)
         base = per_document(base_ev.load_rows(), metric)
         check_reproduces(cand, cand_ev.stored.get(metric), f"candidate {cand_ev.where}")
         check_reproduces(base, base_ev.stored.get(metric), f"baseline {base_ev.where}")
-        check.reason = _doc_set_reason(cand, base)
-        if check.reason:
-            return check
+        pairing.reason = _doc_set_reason(cand, base)
+        if pairing.reason:
+            return pairing
         if not cand:
             raise GateInputError("no document has a value for this metric on either side")
-        docs = list(base)
-        check.result = paired_bootstrap(
-            np.array([cand[d] for d in docs]),
-            np.array([base[d] for d in docs]),
-            alpha=settings.alpha,
-            n_boot=settings.n_boot,
-            seed=settings.seed,
-        )
+        pairing.candidate_values, pairing.baseline_values = cand, base
     except EvalsuiteError as e:  # GateInputError, or the service's ApiError
-        check.reason = str(e)
+        pairing.reason = str(e)
+    return pairing
+
+
+def run_check(
+    task: str, metric: str, candidate: Source, baseline: Source, settings: GateSettings
+) -> CheckResult:
+    """One (task, metric) comparison; every refusal becomes a cannot-decide result."""
+    check = CheckResult(task, metric, CANNOT_DECIDE)
+    pairing = pair_documents(task, metric, candidate, baseline)
+    if pairing.candidate is not None and pairing.baseline is not None:
+        check.candidate_where, check.baseline_where = (
+            pairing.candidate.where,
+            pairing.baseline.where,
+        )
+    if pairing.reason:
+        check.reason = pairing.reason
         return check
+    check.result = pairing.bootstrap(settings)
     check.status = REGRESSION if is_regression(check.result, settings.max_drop) else PASS
     return check
 

@@ -6,7 +6,7 @@ import importlib
 
 from fastapi import FastAPI
 
-ROUTERS = ["health", "runs", "checkpoints", "jobs", "results", "gate"]
+ROUTERS = ["health", "runs", "checkpoints", "jobs", "results", "gate", "compare"]
 
 
 def include_routers(app: FastAPI) -> None:

@@ -40,7 +40,7 @@ class GateIn(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
-class _SessionReader:
+class SessionReader:
     """The ApiClient read methods the gate uses, answered by the handlers themselves."""
 
     def __init__(self, session: Session):
@@ -70,7 +70,7 @@ class _SessionReader:
 @router.post("/gate")
 def post_gate(body: GateIn, session: ReadSession) -> dict[str, Any]:
     """The gate's report (``evalsuite gate --json``): status, exit_code, reasons, checks."""
-    reader = _SessionReader(session)
+    reader = SessionReader(session)
     settings = GateSettings(body.max_drop, body.alpha, body.n_boot, body.seed)
     try:  # NotFound (an unknown run) passes on: the app answers 404
         candidate = ApiSource(reader, body.candidate, "candidate")
