@@ -109,9 +109,24 @@ class ApiClient:
         failing: bool = False,
         limit: int = 100,
         offset: int = 0,
+        doc_id: str | None = None,
     ) -> JSON:
-        params = {"task": task, "failing": failing or None, "limit": limit, "offset": offset}
+        params = {
+            "task": task,
+            "failing": failing or None,
+            "limit": limit,
+            "offset": offset,
+            "doc_id": doc_id,
+        }
         return self._request("GET", f"/v1/checkpoints/{checkpoint_id}/samples", params=params)
+
+    def compare(
+        self, a: str, b: str, task: str | None = None, n_boot: int = 10_000, seed: int = 0
+    ) -> JSON:
+        """GET /v1/compare: the documents that flipped between two checkpoints (ids or
+        RUN@sel) and b - a with the gate's interval."""
+        params = {"a": a, "b": b, "task": task, "n_boot": n_boot, "seed": seed}
+        return self._request("GET", "/v1/compare", params=params)
 
     # the queue
     def list_jobs(

@@ -31,6 +31,8 @@ class TaskComparison:
     flip_metric: str
     a_where: str | None = None
     b_where: str | None = None
+    a_checkpoint: int | None = None  # service checkpoint ids, for fetching the answers
+    b_checkpoint: int | None = None
     reason: str | None = None  # why the task could not be compared
     n_docs: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -61,6 +63,8 @@ def compare_task(
     out = TaskComparison(task, metrics[0])
     if flip.baseline is not None and flip.candidate is not None:
         out.a_where, out.b_where = flip.baseline.where, flip.candidate.where
+        out.a_checkpoint = flip.baseline.checkpoint_id
+        out.b_checkpoint = flip.candidate.checkpoint_id
     out.metrics = [_metric_entry(m, p, settings) for m, p in pairings.items()]
     if flip.reason:
         out.reason = flip.reason

@@ -20,8 +20,11 @@ PAGES = {
     "leaderboard": "Leaderboard",
     "curves": "Curves",
     "checkpoint": "Checkpoint",
+    "compare": "Compare",
     "queue": "Queue",
 }
+# page -> its module, imported lazily: the leaderboard's first paint need not load plotly
+PAGE_MODULES = {name: f"evalsuite.dashboard.view_{name}" for name in PAGES}
 
 
 def api_url_from_argv(argv: list[str] | None = None) -> str:
@@ -56,16 +59,10 @@ def _sidebar() -> tuple[Conn, str]:
 
 
 def _page(name: str):
-    """Import a page lazily: the leaderboard's first paint need not load plotly."""
-    if name == "curves":
-        from evalsuite.dashboard.view_curves import render
-    elif name == "checkpoint":
-        from evalsuite.dashboard.view_checkpoint import render
-    elif name == "queue":
-        from evalsuite.dashboard.view_queue import render
-    else:
-        from evalsuite.dashboard.view_leaderboard import render
-    return render
+    """Import a page's module when it is shown (``PAGE_MODULES``) and return its render."""
+    import importlib
+
+    return importlib.import_module(PAGE_MODULES.get(name, PAGE_MODULES["leaderboard"])).render
 
 
 def main() -> None:

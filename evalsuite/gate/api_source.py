@@ -159,6 +159,7 @@ class ApiSource:
             stored={s["metric"]: float(s["value"]) for s in same if s.get("value") is not None},
             identity={k: first.get(k) for k in _IDENTITY},
             load_rows=lambda: self.sample_rows(checkpoint_id, task),
+            checkpoint_id=checkpoint_id,
         )
 
     def sample_rows(self, checkpoint_id: Any, task: str) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ class TaskEvidence:
     stored: dict[str, float]  # metric name -> stored value
     identity: dict[str, Any]  # field -> value; must be equal on both sides
     load_rows: Callable[[], list[dict[str, Any]]] = list
+    checkpoint_id: int | None = None  # in the service: the checkpoint read (for its samples)
 
 
 class Source(Protocol):

@@ -42,11 +42,14 @@ def get_samples(
     failing: Annotated[bool, Query(description="only samples judged wrong")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=INT64)] = 0,
+    doc_id: Annotated[str | None, Query(max_length=1024, description="one document")] = None,
 ) -> SamplePage:
     catalog.get_checkpoint(session, checkpoint_id)
     where = [models.Sample.checkpoint_id == checkpoint_id]
     if task:
         where.append(models.Sample.task == task)
+    if doc_id is not None:
+        where.append(models.Sample.doc_id == doc_id)
     if failing:
         where.append(models.Sample.correct.is_(False))
     total = session.scalar(select(func.count()).select_from(models.Sample).where(*where)) or 0

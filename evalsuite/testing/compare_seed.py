@@ -1,0 +1,70 @@
+"""A run whose two epochs differ on known documents, stored through the real API: what the
+dashboard's Compare page is tested on.
+
+Epoch 1 (BEST on MATH) and epoch 2 (final, LAST) come from results directories in the
+runner's format (``results_dirs``), so their samples reproduce the stored metrics and the
+gate's pairing accepts them. MATH problem ``test/algebra/3.json`` is solved at epoch 1
+(answer 7) and lost at epoch 2 (answer 8); HumanEval/1 passes 2 of 10 samples at epoch 1
+and none at epoch 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evalsuite.client import ApiClient
+from evalsuite.gate.results_dir import read_jsonl
+from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
+
+RUN = "cmp-rasa-r8"
+LOST_MATH = "test/algebra/3.json"
+LOST_CODE = "HumanEval/1"
+ANSWERS = {
+    1: "so x = 7 and the answer is $\\boxed{7}$",
+    2: "so x = 8 and the answer is $\\boxed{8}$",
+}
+CODE = {1: "    return sorted(xs)[len(xs) // 2]\n", 2: "    return xs[0]\n"}
+
+
+def _tasks(epoch: int):
+    solved = [i % 2 == 0 or (i == 3 and epoch == 1) for i in range(8)]
+    math = math_task(solved)
+    for row in math.rows:
+        if row["doc_id"] == LOST_MATH:
+            row["completion"] = ANSWERS[epoch]
+            row["details"] = {**row["details"], "extracted": str(6 + epoch), "gold": "7"}
+    passes = [3, 2 if epoch == 1 else 0, 0, 4]
+    code = code_task([[s < c for s in range(10)] for c in passes])
+    for row in code.rows:
+        if row["doc_id"] == LOST_CODE:
+            row["completion"] = CODE[epoch]
+            if not row["verdict"]:
+                row["details"] = {
+                    **row["details"],
+                    "failed_split": "base",
+                    "failed_input": "[[3, 1, 2]]",
+                }
+    return [code, math]
+
+
+def seed_compare(api_url: str, token: str, root: Path) -> dict[int, int]:
+    """Register ``RUN`` with epochs 1 and 2 and complete their jobs; epoch -> checkpoint id."""
+    ids = {}
+    with ApiClient(api_url, token=token) as api:
+        api.create_run(name=RUN, method="rasa", r=8, k=1, domain="math", base_model="tiny")
+        for epoch in (1, 2):
+            out = write_results_dir(root / f"{RUN}-{epoch}", _tasks(epoch))
+            made = api.register_checkpoint(
+                RUN, epoch=epoch, step=10 * epoch, uri=str(out), sha256=f"{RUN}-{epoch}",
+                final=epoch == 2, suites=["math"],
+            )  # fmt: skip
+            ids[epoch] = made["checkpoint"]["id"]
+            job = api.claim("compare-seed", lease_s=60)
+            results = json.loads((out / "results.json").read_text())
+            samples = {
+                p.name.removeprefix("samples_").removesuffix(".jsonl"): read_jsonl(p)
+                for p in out.glob("samples_*.jsonl")
+            }
+            api.complete(job["id"], "compare-seed", results, samples)
+    return ids

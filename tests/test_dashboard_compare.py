@@ -1,0 +1,138 @@
+"""The dashboard's Compare page against the real API (uvicorn over SQLite) seeded with a run
+whose epochs differ on known documents: Streamlit's AppTest and headless Chromium show the
+seeded flipped items and both epochs' answers; the page's tables as plain functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api) is not there")
+
+from streamlit.testing.v1 import AppTest
+
+from evalsuite.dashboard.compare_rows import answer_view, flip_rows, metric_rows
+from evalsuite.settings import get_settings
+from evalsuite.testing.compare_seed import ANSWERS, CODE, LOST_CODE, LOST_MATH, RUN, seed_compare
+from evalsuite.testing.dashboard_seed import TOKEN, live_api, live_dashboard
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dash-compare")
+    with live_api(root / "results.db") as url:
+        ids = seed_compare(url, TOKEN, root)
+        yield url, ids
+
+
+def _app(monkeypatch, url: str, **params: str) -> AppTest:
+    monkeypatch.setenv("EVALSUITE_API_URL", url)
+    monkeypatch.delenv("EVALSUITE_API_TOKEN", raising=False)
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["page"] = "compare"
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+FRAMES = {"cmp_metrics": 0, "cmp_flips": 1}  # the page's order: metrics, then the flips
+
+
+def _frame(at: AppTest, key: str):
+    return at.dataframe[FRAMES[key]].value
+
+
+def _codes(at: AppTest) -> list[str]:
+    return [c.value for c in at.code]
+
+
+def test_default_is_best_against_last_and_shows_the_flip(monkeypatch, api):
+    url, _ = api
+    at = _app(monkeypatch, url)
+    assert at.selectbox(key="cmp_sel_A").value == "best"
+    assert at.selectbox(key="cmp_sel_B").value == "last"
+    assert at.selectbox(key="cmp_task").value == "humaneval_plus"
+    flips = _frame(at, "cmp_flips")
+    assert list(flips["doc_id"]) == [LOST_CODE]
+    assert list(flips["change"]) == ["solved -> failed"]
+    assert CODE[1].rstrip() in _codes(at) and CODE[2].rstrip() in _codes(at)
+
+
+def test_math_item_shows_both_answers(monkeypatch, api):
+    url, ids = api
+    at = _app(monkeypatch, url, a=str(ids[1]), b=f"{RUN}@2")
+    at.selectbox(key="cmp_task").set_value("math").run()
+    assert not at.exception
+    assert list(_frame(at, "cmp_flips")["doc_id"]) == [LOST_MATH]
+    assert at.selectbox(key="cmp_doc").value == LOST_MATH
+    assert ANSWERS[1] in _codes(at) and ANSWERS[2] in _codes(at)
+    metrics = _frame(at, "cmp_metrics")
+    acc = metrics[metrics["metric"] == "acc"].iloc[0]
+    assert acc["B - A"] == pytest.approx(-100 / 8, abs=0.01)  # one of 8 problems lost
+
+
+def test_an_unknown_run_is_a_banner(monkeypatch, api):
+    url, _ = api
+    at = _app(monkeypatch, url, a="nope@best", b=f"{RUN}@last")
+    assert any("404" in e.value for e in at.error)
+
+
+def test_rows_from_a_report():
+    task = {
+        "lost": [{"doc_id": "d1", "a": {"acc": 1.0}, "b": {"acc": 0.0}}],
+        "gained": [{"doc_id": "d2", "a": {"acc": 0.0}, "b": {"acc": 1.0}}],
+        "metrics": [
+            {"metric": "acc", "reason": None, "result": {"p_value": 0.5},
+             "points": {"baseline": 50.0, "candidate": 50.0, "diff": 0.0,
+                        "ci_low": -10.0, "ci_high": 10.0}},
+            {"metric": "acc_robust", "reason": "prompt_sha256 differs", "result": None,
+             "points": None},
+        ],
+    }  # fmt: skip
+    assert flip_rows(task) == [
+        {"doc_id": "d1", "change": "solved -> failed", "A": "acc 1", "B": "acc 0"},
+        {"doc_id": "d2", "change": "failed -> solved", "A": "acc 0", "B": "acc 1"},
+    ]
+    rows = metric_rows(task)
+    assert rows[0]["interval"] == "[-10.00, +10.00]" and rows[1]["interval"].startswith("prompt")
+
+
+def test_multiple_choice_answer_names_each_rules_ending():
+    record = {
+        "details": {
+            "choices": [" a long ending", " b"],
+            "loglikelihoods": [-3.0, -2.0],  # acc: " b"; per byte -0.21 vs -1.0: acc_norm " a..."
+            "target": 0,
+            "acc": 0.0,
+            "acc_norm": 1.0,
+            "context": "ctx",
+        }
+    }
+    fields = answer_view("hellaswag", record)["fields"]
+    assert fields["chosen (acc)"] == " b"
+    assert fields["chosen (acc_norm)"] == " a long ending"
+    assert fields["right ending"] == " a long ending"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: apt-get install chromium")
+def test_browser_shows_the_flipped_item_and_both_answers(api):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from test_dashboard_browser import CHROMIUM_ARGS
+
+    url, _ = api
+    with live_dashboard(url) as page_url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        page.goto(f"{page_url}?page=compare", wait_until="domcontentloaded")
+        page.get_by_text("return sorted(xs)").first.wait_for(timeout=60_000)
+        assert page.get_by_text("return xs[0]").count() >= 1
+        assert page.get_by_text(f"A = {RUN}@best").count() >= 1
+        assert page.get_by_text("1 lost, 0 gained").count() >= 1
+        browser.close()
