@@ -1,9 +1,12 @@
 """The dashboard's Compare page against the real API (uvicorn over SQLite) seeded with a run
 whose epochs differ on known documents: Streamlit's AppTest and headless Chromium show the
-seeded flipped items and both epochs' answers; the page's tables as plain functions."""
+seeded flipped items and both epochs' answers; the page's tables as plain functions. The
+curves page draws the stored stderr as bands and marks the epoch where two runs differ under
+the gate's paired test."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,18 @@ pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api)
 from streamlit.testing.v1 import AppTest
 
 from evalsuite.dashboard.compare_rows import answer_view, flip_rows, metric_rows
+from evalsuite.dashboard.curves import Series, band, significant_epochs
 from evalsuite.settings import get_settings
-from evalsuite.testing.compare_seed import ANSWERS, CODE, LOST_CODE, LOST_MATH, RUN, seed_compare
+from evalsuite.testing.compare_seed import (
+    ANSWERS,
+    CODE,
+    LOST_CODE,
+    LOST_MATH,
+    OTHER,
+    RUN,
+    STDERR,
+    seed_compare,
+)
 from evalsuite.testing.dashboard_seed import TOKEN, live_api, live_dashboard
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -136,3 +149,53 @@ def test_browser_shows_the_flipped_item_and_both_answers(api):
         assert page.get_by_text(f"A = {RUN}@best").count() >= 1
         assert page.get_by_text("1 lost, 0 gained").count() >= 1
         browser.close()
+
+
+def _chart(element) -> dict:
+    return json.loads(element.proto.spec)
+
+
+def test_curves_bands_and_significant_epochs(monkeypatch, api):
+    url, _ = api
+    monkeypatch.setenv("EVALSUITE_API_URL", url)
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["page"] = "curves"
+    at.run()
+    at.radio(key="cv_domain").set_value("math").run()
+    at.toggle(key="cv_significance").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cv_sig_a").value == RUN and at.selectbox(key="cv_sig_b").value == OTHER
+    learning = _chart(at.get("plotly_chart")[0])
+    line = next(t for t in learning["data"] if t.get("name") == RUN)
+    values = [v / 100 for v in line["y"]]  # acc per epoch: 5/8, then 4/8
+    assert values == pytest.approx([5 / 8, 4 / 8])
+    band_trace = next(t for t in learning["data"] if t.get("name", "").startswith(f"{RUN} +-"))
+    upper = [100 * (v + 1.96 * STDERR[e]) for e, v in zip((1, 2), values, strict=True)]
+    lower = [100 * (v - 1.96 * STDERR[e]) for e, v in zip((1, 2), values, strict=True)]
+    assert band_trace["y"] == pytest.approx(upper + lower[::-1])
+    marks = next(t for t in learning["data"] if t.get("legendgroup") == "significance")
+    assert marks["x"] == [1.0] and marks["y"] == pytest.approx([0.0])  # OTHER solved none
+    assert any("significant at 1 of 2 common epochs" in c.value for c in at.caption)
+
+
+def test_significant_epochs_reads_the_interval():
+    def report(lo, hi, reason=None):
+        points = {"diff": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
+        metric = {"metric": "acc", "points": None if reason else points, "reason": reason}
+        return {"tasks": [{"task": "math", "metrics": [metric]}]}
+
+    reports = {1.0: report(-9.0, -1.0), 2.0: report(-3.0, 2.0), 3.0: report(0.5, 4.0),
+               4.0: report(0, 0, reason="partial")}  # fmt: skip
+    marks = significant_epochs(reports, "math", "acc")
+    assert [m.epoch for m in marks] == [1.0, 3.0]
+    assert significant_epochs(reports, "math", "acc_robust") == []
+
+
+def test_band_only_where_a_stderr_is_stored():
+    s = Series("r", [1.0, 2.0, 3.0], [0.5, 0.6, 0.7], 3.0, [0.01, None, 0.02])
+    epochs, lower, upper = band(s)
+    assert epochs == [1.0, 3.0]
+    assert lower == pytest.approx([50 - 1.96, 70 - 3.92]) and upper == pytest.approx(
+        [50 + 1.96, 70 + 3.92]
+    )

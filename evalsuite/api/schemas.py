@@ -229,6 +229,7 @@ class CurvePoint(BaseModel):
     epoch: float
     value: float
     checkpoint_id: int
+    stderr: float | None = None
 
 
 class Curve(BaseModel):

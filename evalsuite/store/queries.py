@@ -132,6 +132,9 @@ class CurvePoint:
     epoch: float
     value: float
     checkpoint_id: int
+    # the stored stderr; a checkpoint holding the metric from several settings gives the
+    # largest (a band never narrower than one of its scores'); None when none was stored
+    stderr: float | None = None
 
 
 def curves(
@@ -139,7 +142,9 @@ def curves(
 ) -> dict[str, list[CurvePoint]]:
     """Metric vs epoch per run (non-partial; one point per checkpoint), runs in the given order."""
     query = (
-        select(Run.name, Checkpoint.epoch, func.max(Score.value), Checkpoint.id)
+        select(
+            Run.name, Checkpoint.epoch, func.max(Score.value), Checkpoint.id, func.max(Score.stderr)
+        )
         .join(Checkpoint, Checkpoint.id == Score.checkpoint_id)
         .join(Run, Run.id == Checkpoint.run_id)
         .where(
@@ -152,8 +157,8 @@ def curves(
         .order_by(Run.name, Checkpoint.epoch, Checkpoint.id)
     )
     out: dict[str, list[CurvePoint]] = {name: [] for name in runs}
-    for name, epoch, value, checkpoint_id in session.execute(query):
-        out[name].append(CurvePoint(epoch, value, checkpoint_id))
+    for name, epoch, value, checkpoint_id, stderr in session.execute(query):
+        out[name].append(CurvePoint(epoch, value, checkpoint_id, stderr))
     return out
 
 

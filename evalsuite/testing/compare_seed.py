@@ -5,7 +5,9 @@ Epoch 1 (BEST on MATH) and epoch 2 (final, LAST) come from results directories i
 runner's format (``results_dirs``), so their samples reproduce the stored metrics and the
 gate's pairing accepts them. MATH problem ``test/algebra/3.json`` is solved at epoch 1
 (answer 7) and lost at epoch 2 (answer 8); HumanEval/1 passes 2 of 10 samples at epoch 1
-and none at epoch 2.
+and none at epoch 2. A second run, ``OTHER``, solves none of the MATH problems at epoch 1
+(5 fewer than ``RUN``: significant under the gate's paired test) and exactly ``RUN``'s at
+epoch 2 (no difference). MATH ``acc`` carries the stderr ``STDERR`` per epoch, for the bands.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from evalsuite.gate.results_dir import read_jsonl
 from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
 
 RUN = "cmp-rasa-r8"
+OTHER = "cmp-lora-r8"
+STDERR = {1: 0.05, 2: 0.04}  # MATH acc's stored stderr per epoch (both runs)
 LOST_MATH = "test/algebra/3.json"
 LOST_CODE = "HumanEval/1"
 ANSWERS = {
@@ -27,8 +31,10 @@ ANSWERS = {
 CODE = {1: "    return sorted(xs)[len(xs) // 2]\n", 2: "    return xs[0]\n"}
 
 
-def _tasks(epoch: int):
+def _tasks(epoch: int, run: str = RUN):
     solved = [i % 2 == 0 or (i == 3 and epoch == 1) for i in range(8)]
+    if run == OTHER and epoch == 1:
+        solved = [False] * 8
     math = math_task(solved)
     for row in math.rows:
         if row["doc_id"] == LOST_MATH:
@@ -49,22 +55,31 @@ def _tasks(epoch: int):
 
 
 def seed_compare(api_url: str, token: str, root: Path) -> dict[int, int]:
-    """Register ``RUN`` with epochs 1 and 2 and complete their jobs; epoch -> checkpoint id."""
+    """Register ``RUN`` then ``OTHER``, epochs 1 and 2 each, and complete their jobs;
+    ``RUN``'s epoch -> checkpoint id."""
     ids = {}
     with ApiClient(api_url, token=token) as api:
-        api.create_run(name=RUN, method="rasa", r=8, k=1, domain="math", base_model="tiny")
-        for epoch in (1, 2):
-            out = write_results_dir(root / f"{RUN}-{epoch}", _tasks(epoch))
-            made = api.register_checkpoint(
-                RUN, epoch=epoch, step=10 * epoch, uri=str(out), sha256=f"{RUN}-{epoch}",
-                final=epoch == 2, suites=["math"],
-            )  # fmt: skip
-            ids[epoch] = made["checkpoint"]["id"]
-            job = api.claim("compare-seed", lease_s=60)
-            results = json.loads((out / "results.json").read_text())
-            samples = {
-                p.name.removeprefix("samples_").removesuffix(".jsonl"): read_jsonl(p)
-                for p in out.glob("samples_*.jsonl")
-            }
-            api.complete(job["id"], "compare-seed", results, samples)
+        for run, method in ((RUN, "rasa"), (OTHER, "lora")):
+            api.create_run(name=run, method=method, r=8, domain="math", base_model="tiny")
+            for epoch in (1, 2):
+                made = _checkpoint(api, root, run, epoch)
+                if run == RUN:
+                    ids[epoch] = made
     return ids
+
+
+def _checkpoint(api: ApiClient, root: Path, run: str, epoch: int) -> int:
+    out = write_results_dir(root / f"{run}-{epoch}", _tasks(epoch, run))
+    made = api.register_checkpoint(
+        run, epoch=epoch, step=10 * epoch, uri=str(out), sha256=f"{run}-{epoch}",
+        final=epoch == 2, suites=["math"],
+    )  # fmt: skip
+    job = api.claim("compare-seed", lease_s=60)
+    results = json.loads((out / "results.json").read_text())
+    results["tasks"]["math"]["metrics"]["acc"]["stderr"] = STDERR[epoch]
+    samples = {
+        p.name.removeprefix("samples_").removesuffix(".jsonl"): read_jsonl(p)
+        for p in out.glob("samples_*.jsonl")
+    }
+    api.complete(job["id"], "compare-seed", results, samples)
+    return made["checkpoint"]["id"]
