@@ -217,7 +217,15 @@ def eval_(
     ],
     out: Annotated[Path, typer.Option(help="Results directory (reused to resume).")],
     adapter: Annotated[
-        Path | None, typer.Option(help="Checkpoint directory (adapter or full fine-tune).")
+        list[Path] | None,
+        typer.Option(
+            help="Checkpoint directory (adapter or full fine-tune); repeat it for several, "
+            "evaluated in order on one engine."
+        ),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="A training run: every checkpoint-<step> in it, in training order."),
     ] = None,
     tasks: Annotated[
         list[str] | None, typer.Option(help="Task names, comma-separated or repeated.")
@@ -246,19 +254,32 @@ def eval_(
         list[Path] | None, typer.Option(help="Extra directory of task YAML files.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    reuse_engine: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-engine/--fresh-engine",
+            help="Several checkpoints: swap each one's weights into one running engine "
+            "(default), or start an engine per checkpoint.",
+        ),
+    ] = True,
+    tensor_parallel_size: Annotated[
+        int, typer.Option(help="GPUs per engine (vLLM tensor parallelism).")
+    ] = 1,
 ) -> None:
-    """Evaluate one checkpoint: a results directory with results.json and per-sample JSONL."""
-    from evalsuite.evaluation.runner import EvalOptions, evaluate
+    """Evaluate a checkpoint (or several): a results directory with results.json and
+    per-sample JSONL; for several, one under --out per checkpoint, named after it."""
+    from evalsuite.evaluation.runner import EvalOptions
+    from evalsuite.evaluation.series import checkpoint_series, evaluate_series
     from evalsuite.evaluation.summary import print_summary
     from evalsuite.models import resolve_base
 
     if (tasks is None) == (suite is None):
         raise typer.BadParameter("give exactly one of --tasks or --suite")
-    results = evaluate(
+    series = checkpoint_series(adapter or [], run_dir, out)
+    outcomes = evaluate_series(
         EvalOptions(
             base=resolve_base(base),
             out=out,
-            adapter=adapter,
             tasks=_split(tasks),
             suite=suite,
             engine=engine,
@@ -272,9 +293,13 @@ def eval_(
             num_fewshot=num_fewshot,
             task_dirs=task_dir or [],
             progress=not quiet,
-        )
+            tensor_parallel_size=tensor_parallel_size,
+        ),
+        series,
+        reuse_engine=reuse_engine,
     )
-    print_summary(results, out)
+    for results, results_dir in outcomes:
+        print_summary(results, results_dir)
 
 
 @app.command("tasks")

@@ -2,7 +2,8 @@
 
 A score depends on the task's whole configuration (data and prompt by content hash, sampling,
 stop strings, scorer and its arguments) and on how the model was served (materialisation,
-dtype, engine and its version); not on where the task file or the data happened to live.
+dtype, engine and its version, tensor parallelism); not on where the task file or the data
+happened to live, nor on whether the engine was fresh or had the weights swapped in.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, An
     identity["dtype"] = model.get("dtype")
     identity["engine"] = engine.get("name") if isinstance(engine, dict) else engine
     identity["engine_version"] = engine.get("version") if isinstance(engine, dict) else None
+    # tensor parallelism changes the reduction order of every matmul; 1 (or absent, as in
+    # results written before it was recorded) adds no key, so those hashes stay as they were
+    settings = engine.get("settings") if isinstance(engine, dict) else None
+    parallel = (settings or {}).get("tensor_parallel_size") or 1
+    if parallel != 1:
+        identity["tensor_parallel_size"] = parallel
     return identity
 
 

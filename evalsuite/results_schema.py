@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
-from evalsuite.engines.slot import ENGINE_USES
 from evalsuite.tasks.spec import TASK_KINDS
 
 INT32 = 2**31 - 1
@@ -126,6 +125,11 @@ class CheckpointRecord(_Closed):
     step: int | None = Field(None, description="from trainer_state.json; null for the base")
 
 
+# how a checkpoint got its engine: a fresh one, its weights (or LoRA) loaded into a running
+# one, or the running one already held them (another suite's job on the same checkpoint)
+ENGINE_USES = ("started", "swapped", "reused")
+
+
 class EngineLifecycle(_Closed):
     """Which engine served a checkpoint and how it got the weights: provenance only (two
     scores stay comparable whether their engines were fresh or swapped)."""
@@ -220,6 +224,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     CheckpointRecord,
     ModelRecord,
     EngineRecord,
+    EngineLifecycle,
     TaskResult,
     Metric,
     TaskConfig,

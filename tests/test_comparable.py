@@ -34,3 +34,32 @@ def test_config_hash_ignores_locations_and_sees_settings():
     identity = task_identity(hotter, model)
     assert identity["config.sampling.temperature"] == config["sampling"]["temperature"] + 0.1
     assert "config.source" not in identity
+
+
+def test_tensor_parallelism_counts_and_the_engine_lifecycle_does_not():
+    """tensor_parallel_size > 1 makes other numbers (another reduction order); 1 is what every
+    result written before the field existed means, so its hash is the old one. Whether the
+    weights were swapped into a running engine is provenance only."""
+    results = real_results()
+    config, model = results["tasks"]["tiny_gen"]["config"], results["model"]
+    without = copy.deepcopy(model)
+    without["engine"]["settings"].pop("tensor_parallel_size", None)
+
+    def with_engine(**changes) -> dict:
+        changed = copy.deepcopy(without)
+        changed["engine"]["settings"].update(changes.pop("settings", {}))
+        changed["engine"].update(changes)
+        return changed
+
+    legacy = comparability_hash(config, without)
+    assert comparability_hash(config, with_engine(settings={"tensor_parallel_size": 1})) == legacy
+    assert comparability_hash(config, with_engine(settings={"tensor_parallel_size": 2})) != legacy
+    swapped = with_engine(
+        lifecycle={
+            "how": "swapped",
+            "engine_id": "0123456789ab",
+            "started": "2026-12-06T05:00:00+00:00",
+            "checkpoint_index": 3,
+        }
+    )
+    assert comparability_hash(config, swapped) == legacy

@@ -134,7 +134,9 @@ def evalsuite_commands() -> list[tuple[str, list[str]]]:
             continue
         entrypoint = images[ROOT / service["build"]["dockerfile"]]
         assert isinstance(service["command"], list), f"{name}: command in exec (list) form"
-        found += [(f"compose {name}", c) for c in command_lines(entrypoint + service["command"])]
+        # as compose runs it with the variable unset: ${VAR:-default} -> default
+        command = [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", arg) for arg in service["command"]]
+        found += [(f"compose {name}", c) for c in command_lines(entrypoint + command)]
     return [(origin, argv) for origin, argv in found if argv[0] == "evalsuite"]
 
 
@@ -260,6 +262,10 @@ def test_worker_mounts_models_and_checkpoints_read_only_at_their_host_paths():
     assert command[command.index("--work-dir") + 1].startswith("/var/lib/evalsuite/")
     assert worker["environment"]["EVALSUITE_CACHE_DIR"].startswith("/var/lib/evalsuite/")
     assert command[command.index("--data-dir") + 1] == "/data"
+    # one engine per worker over its GPUs: one GPU unless the deployment sets a group
+    assert command[command.index("--tensor-parallel-size") + 1] == (
+        "${EVALSUITE_WORKER_TENSOR_PARALLEL:-1}"
+    )
     assert services()["postgres"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
 
 

@@ -8,7 +8,11 @@ tiny local model (transformers engine), workers as real ``evalsuite worker`` pro
 * SIGTERM hands the current job back to the queue at once and stops its processes;
 * a checkpoint whose files changed after registration, or a job with an option the worker
   does not know (refused by the API at registration; stored here as an older service let
-  it in), fails with the reason, retried up to the service's limit, then FAILED.
+  it in), fails with the reason, retried up to the service's limit, then FAILED;
+* one engine serves a run's checkpoints (started once, then swapped), and a checkpoint that
+  cannot be merged fails its job while the engine serves the next one;
+* a hung engine (SIGSTOP) is killed after the lease's length without progress and a killed
+  one is noticed: the next job gets a fresh engine, its results say why.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from evalsuite.client import ApiClient, ApiError
 from evalsuite.evaluation.runner import EvalOptions, evaluate
 from evalsuite.store import Database
 from evalsuite.store.models import Job
-from evalsuite.testing.checkpoints import EXAMPLE_TASKS, write_example_runs
+from evalsuite.testing.checkpoints import EXAMPLE_TASKS, trainer_dir, write_example_runs, write_lora
+from evalsuite.testing.tiny_model import TARGET_MODULES, build_tiny_llama
 from evalsuite.worker.submit import checkpoint_facts
 
 pytestmark = pytest.mark.slow
@@ -241,3 +246,74 @@ def test_changed_checkpoint_and_unknown_options_fail_with_the_reason(
     assert "temperature_boost" in bad_option["error"]
     assert "upgrade the worker" in bad_option["error"]
     assert client.get_checkpoint(changed["checkpoint"]["id"])["scores"] == []
+
+
+def _lifecycle(work_dir: Path, job_id: int) -> dict:
+    results = json.loads((work_dir / f"job-{job_id}" / "results.json").read_text())
+    return results["model"]["engine"]["lifecycle"]
+
+
+def test_one_engine_serves_a_run_and_outlives_a_bad_checkpoint(service, runs, tiny_base, tmp_path):
+    wider = build_tiny_llama(tmp_path / "wider", hidden=96, intermediate=192)
+    unmergeable = write_lora(trainer_dir(tmp_path / "other", 15, 1.5), wider, TARGET_MODULES)
+    first = _submit(service, runs["lora"][0], "lora-r8", tiny_base)["jobs"][0]["id"]
+    bad = _submit(service, unmergeable, "lora-r8", tiny_base)["jobs"][0]["id"]
+    last = _submit(service, runs["lora"][1], "lora-r8", tiny_base, "--final")["jobs"][0]["id"]
+    work = tmp_path / "jobs"
+    worker = _worker(service, work, "--once", "--lease", "60")
+    out, _ = worker.communicate(timeout=900)
+    assert worker.returncode == 0, out
+
+    client = ApiClient(service.url)
+    failed = client.get_job(bad)
+    assert failed["status"] == "FAILED" and failed["error"], failed
+    assert str(unmergeable) in failed["error"] or "base" in failed["error"], failed["error"]
+    started, swapped = _lifecycle(work, first), _lifecycle(work, last)
+    assert started["how"] == "started" and started["checkpoint_index"] == 1
+    # the same engine, after the failed job: it was never replaced
+    assert swapped["how"] == "swapped" and swapped["engine_id"] == started["engine_id"]
+    assert swapped["checkpoint_index"] == 2
+    assert client.get_job(last)["status"] == "FINISHED"
+
+
+def _engine_process(worker_pid: int) -> psutil.Process | None:
+    """The engine: a process two generations below the worker (worker -> host -> engine)."""
+    family = _descendants(worker_pid)
+    engines = [p for p in family if p.ppid() != worker_pid and p.is_running()]
+    return engines[0] if len(engines) == 1 else None
+
+
+def _finished(client: ApiClient, job_id: int) -> bool:
+    status = client.get_job(job_id)["status"]
+    assert status != "FAILED", client.get_job(job_id)
+    return status == "FINISHED"
+
+
+def test_a_hung_or_killed_engine_is_replaced_for_the_next_job(service, runs, tiny_base, tmp_path):
+    client = ApiClient(service.url)
+    work = tmp_path / "jobs"
+    worker = _worker(service, work, "--lease", "15")
+    try:
+        first = _submit(service, runs["lora"][0], "lora-r8", tiny_base)["jobs"][0]["id"]
+        _wait_for(lambda: _finished(client, first), 300, "the first job")
+        hung = _wait_for(lambda: _engine_process(worker.pid), 60, "the kept engine")
+        hung.send_signal(signal.SIGSTOP)  # alive, but it will never answer
+
+        second = _submit(service, runs["lora"][1], "lora-r8", tiny_base)["jobs"][0]["id"]
+        _wait_for(lambda: _finished(client, second), 300, "the job after the hang")
+        assert _all_gone([hung]), "the hung engine was not killed"
+        replaced = _lifecycle(work, second)
+        assert replaced["how"] == "started"
+        assert replaced["engine_id"] != _lifecycle(work, first)["engine_id"]
+        assert "made no progress for 15 s" in replaced["note"]
+
+        killed = _wait_for(lambda: _engine_process(worker.pid), 60, "the new engine")
+        killed.kill()
+        third = _submit(service, runs["rasa"][0], "rasa-r8", tiny_base)["jobs"][0]["id"]
+        _wait_for(lambda: _finished(client, third), 300, "the job after the kill")
+        after_kill = _lifecycle(work, third)
+        assert after_kill["how"] == "started" and "killed by SIGKILL" in after_kill["note"]
+        assert after_kill["engine_id"] != replaced["engine_id"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)

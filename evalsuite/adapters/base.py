@@ -50,6 +50,20 @@ def split_key(key: str, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
+# a Hugging Face Trainer's checkpoint directory: run_dir/checkpoint-<global step>
+CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
+
+
+def run_checkpoints(run_dir: Path) -> list[Path]:
+    """A training run's ``checkpoint-<step>`` directories, in training order."""
+    found = [
+        (int(m.group(1)), path)
+        for path in Path(run_dir).iterdir()
+        if path.is_dir() and (m := CHECKPOINT_DIR.fullmatch(path.name))
+    ]
+    return [path for _, path in sorted(found)]
+
+
 @dataclass(frozen=True)
 class TrainerInfo:
     """Epoch and step of a HF Trainer checkpoint directory (``run/checkpoint-<step>/``)."""
@@ -62,7 +76,7 @@ class TrainerInfo:
         if path is None:
             return cls(None, None)
         step = None
-        m = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        m = CHECKPOINT_DIR.fullmatch(path.name)
         if m:
             step = int(m.group(1))
         state_file = path / "trainer_state.json"

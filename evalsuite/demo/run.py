@@ -73,6 +73,7 @@ def run_name(method: str, domain: str) -> str:
 
 def build_assets(root: Path, plan: DemoPlan, console: Console) -> dict[tuple[str, str], list[Path]]:
     """The tiny base and each (method, domain) run's checkpoints; kept when already built."""
+    from evalsuite.adapters.base import run_checkpoints
     from evalsuite.testing.checkpoints import write_example_runs
     from evalsuite.testing.tiny_model import build_tiny_llama
 
@@ -89,8 +90,7 @@ def build_assets(root: Path, plan: DemoPlan, console: Console) -> dict[tuple[str
             marker.touch()
         for method in plan.methods:
             run_dir = root / "checkpoints" / domain / f"run-{method}"
-            steps = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-            runs[(method, domain)] = steps[: plan.epochs]
+            runs[(method, domain)] = run_checkpoints(run_dir)[: plan.epochs]
     return runs
 
 

@@ -127,6 +127,7 @@ class EngineProcess(Engine):
         self.engine_id = uuid.uuid4().hex[:12]
         self.started = datetime.now(UTC).replace(microsecond=0)
         self._broken = False
+        self.failure: str | None = None  # why it became unusable, once it did
         kind, *rest = self._recv("starting", watch=False)
         if kind == "error":
             self._proc.join(10)
@@ -141,21 +142,33 @@ class EngineProcess(Engine):
     def usable(self) -> bool:
         return not self._broken and self._proc.is_alive()
 
+    def why_unusable(self) -> str:
+        """What happened to an engine that is no longer usable, in a few words."""
+        if self.failure:
+            return self.failure
+        if not self._proc.is_alive():
+            return f"its process {describe_exit(self._proc.exitcode)}"
+        return "a call to it was cut short"
+
     def _recv(self, doing: str, watch: bool = True):
         if watch and self.stall_s is not None and not self._conn.poll(self.stall_s):
             self._broken = True
             self._proc.kill()
             self._proc.join(10)
-            raise EngineError(
+            self.failure = (
                 f"the {self.spec.kind} engine made no progress for {self.stall_s:g} s while "
-                f"{doing}, so it was killed; results received so far are kept and the next "
-                "job starts a fresh engine"
+                f"{doing}, so it was killed"
+            )
+            raise EngineError(
+                f"{self.failure}; results received so far are kept and the next job starts a "
+                "fresh engine"
             )
         try:
             return self._conn.recv()
         except (EOFError, ConnectionResetError):
             self._broken = True
             self._proc.join(10)
+            self.failure = f"its process {describe_exit(self._proc.exitcode)} while {doing}"
             advice = (
                 "; look above for its own messages"
                 if doing == "starting"

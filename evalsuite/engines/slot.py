@@ -25,16 +25,12 @@ from evalsuite.engines.process import EngineProcess
 from evalsuite.engines.spec import EngineSpec
 from evalsuite.engines.swap import SwapRefused
 
-# how a checkpoint got its engine: a fresh one, its weights (or LoRA) loaded into a running
-# one, or the running one already held them (another suite's job on the same checkpoint)
-ENGINE_USES = ("started", "swapped", "reused")
-
 
 @dataclass(frozen=True)
 class EngineUse:
     """How a checkpoint got its engine: provenance only, never part of comparability."""
 
-    how: str  # one of ENGINE_USES
+    how: str  # one of results_schema.ENGINE_USES
     seconds: float  # the start, or the swap
     engine_id: str
     started: str  # when that engine started (ISO 8601, UTC)
@@ -91,6 +87,8 @@ class EngineSlot:
                     return engine, self._use(how, time.perf_counter() - started)
             else:
                 note = "the engine settings differ from the running engine's; starting afresh"
+        elif engine is not None and self.keep:
+            note = f"the running engine is gone ({engine.why_unusable()}); starting afresh"
         if note:
             self.log(f"note: {note}")
         self.close()

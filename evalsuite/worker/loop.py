@@ -218,6 +218,7 @@ class Worker:
     def _upload(self, job_id: int, outcome: JobOutcome) -> bool:
         assert outcome.results is not None
         n_samples = sum(len(rows) for rows in (outcome.samples or {}).values())
+        started = time.perf_counter()
         job = self._with_retries(
             f"job {job_id}: uploading results",
             lambda: self.client.complete(
@@ -226,7 +227,8 @@ class Worker:
         )
         if job is None:
             return False
-        self.log(f"job {job_id}: finished, {n_samples} samples uploaded")
+        took = time.perf_counter() - started
+        self.log(f"job {job_id}: finished, {n_samples} samples uploaded in {took:.2f} s")
         return True
 
     def _with_retries(self, what: str, call: Callable[[], Any]) -> Any:
