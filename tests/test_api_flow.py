@@ -94,6 +94,9 @@ def test_table_1_layout_and_marks(filled):
     assert rasa["A"] == {
         "run": "rasa-r8", "train_time_s": 480.0, "trainable_params": 8000, "extra_params": None,
         "pass@1_best": 0.45, "pass@1_last": 0.45, "pass@10_best": 0.58, "pass@10_last": 0.58,
+        # the stored stderr of each BEST / LAST score (the seeded results carry 0.01)
+        "pass@1_best_stderr": 0.01, "pass@1_last_stderr": 0.01,
+        "pass@10_best_stderr": 0.01, "pass@10_last_stderr": 0.01,
     }  # fmt: skip
     assert rasa["B"]["pass@1_best"] == 0.20
     assert table["rows"][0]["cells"]["A"]["pass@1_last"] == 0.35

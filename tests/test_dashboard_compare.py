@@ -7,6 +7,7 @@ the gate's paired test."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api)
 
 from streamlit.testing.v1 import AppTest
 
+from evalsuite.client import ApiClient
 from evalsuite.dashboard.compare_rows import answer_view, flip_rows, metric_rows
 from evalsuite.dashboard.curves import Series, band, significant_epochs
 from evalsuite.settings import get_settings
@@ -42,12 +44,12 @@ def api(tmp_path_factory):
         yield url, ids
 
 
-def _app(monkeypatch, url: str, **params: str) -> AppTest:
+def _app(monkeypatch, url: str, page: str = "compare", **params: str) -> AppTest:
     monkeypatch.setenv("EVALSUITE_API_URL", url)
     monkeypatch.delenv("EVALSUITE_API_TOKEN", raising=False)
     get_settings.cache_clear()
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.query_params["page"] = "compare"
+    at.query_params["page"] = page
     for key, value in params.items():
         at.query_params[key] = value
     at.run()
@@ -199,3 +201,28 @@ def test_band_only_where_a_stderr_is_stored():
     assert lower == pytest.approx([50 - 1.96, 70 - 3.92]) and upper == pytest.approx(
         [50 + 1.96, 70 + 3.92]
     )
+
+
+def test_api_curves_and_tables_carry_the_stored_stderr(api):
+    url, _ = api
+    with ApiClient(url) as client:
+        (curve,) = client.curves([RUN], "math", "acc")
+        assert [p["stderr"] for p in curve["points"]] == [STDERR[1], STDERR[2]]
+        table = client.table("math")
+    cell = next(row for row in table["rows"] if row["run"] == RUN)["cells"]["tiny"]
+    assert cell["acc_best_stderr"] == STDERR[1]  # BEST is epoch 1 (5/8), LAST epoch 2
+    assert cell["acc_last_stderr"] == STDERR[2]
+
+
+def test_leaderboard_cell_tooltip_gives_the_interval(monkeypatch, api):
+    url, _ = api
+    at = _app(monkeypatch, url, page="leaderboard")
+    at.radio(key="lb_domain").set_value("math").run()
+    html = next(m.value for m in at.markdown if "evalsuite-leaderboard" in m.value)
+    half = 100 * 1.96 * STDERR[1]
+    cell = re.search(
+        rf'<td title="([^"]*)" data-run="{RUN}" data-base="tiny" data-col="acc_best">', html
+    )
+    assert cell is not None, html
+    assert cell.group(1).startswith(f"62.5 +- {half:.1f} points")
+    assert f'data-run="{RUN}" data-base="tiny" data-col="trainable_params">' in html  # no title

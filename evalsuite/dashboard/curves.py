@@ -16,6 +16,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from evalsuite.dashboard.table import INTERVAL_Z
+
 
 @dataclass(frozen=True)
 class Series:
@@ -68,7 +70,7 @@ def series_from_curves(curves: list[dict[str, Any]]) -> list[Series]:
     return out
 
 
-BAND_Z = 1.96  # the band is value +- BAND_Z * stderr: a normal 95% interval
+BAND_Z = INTERVAL_Z  # the band is value +- BAND_Z * stderr, as the table's tooltips
 
 
 def band(series: Series) -> tuple[list[float], list[float], list[float]]:

@@ -18,6 +18,7 @@ from evalsuite.dashboard.table import (
     cell_run,
     format_rank,
     format_value,
+    interval_note,
 )
 from evalsuite.emphasis import BOLD, ITALIC
 
@@ -172,9 +173,11 @@ def to_html(view: TableView) -> str:
                     if mark == ITALIC
                     else esc(text)
                 )
+                note = interval_note(row, base, col)
+                title = f'title="{esc(note)}" ' if note else ""
                 cells.append(
-                    f'<td data-run="{esc(cell_run(row, base) or "")}" data-base="{esc(base)}" '
-                    f'data-col="{esc(col.key)}">{inner}</td>'
+                    f'<td {title}data-run="{esc(cell_run(row, base) or "")}" '
+                    f'data-base="{esc(base)}" data-col="{esc(col.key)}">{inner}</td>'
                 )
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return (

@@ -31,6 +31,8 @@ GROUP_LABELS = {
     "trainable_params": "# Trainable Param.",
     "extra_params": "# Extra Param.",
 }
+# Bands and tooltips show value +- INTERVAL_Z * stored stderr: a normal 95% interval.
+INTERVAL_Z = 1.96
 # The paper's spelling of the methods the API names in lower case.
 METHOD_LABELS = {
     "lora": "LoRA",
@@ -212,3 +214,18 @@ def ranks_of(view: TableView) -> list[int | None]:
 def methods_of(view: TableView) -> list[str]:
     """Distinct methods in row order (the filter's choices)."""
     return list(dict.fromkeys(row.method for row in view.rows if not row.reference))
+
+
+def interval_note(row: Row, base: str, col: Column) -> str | None:
+    """The tooltip of a score cell: its interval from the stored stderr (None without one)."""
+    if not col.is_metric:
+        return None
+    cell = row.cells.get(base) or {}
+    value, stderr = cell.get(col.key), cell.get(f"{col.key}_stderr")
+    if value is None or stderr is None:
+        return None
+    half = 100 * INTERVAL_Z * stderr
+    return (
+        f"{100 * value:.1f} +- {half:.1f} points ({INTERVAL_Z:g} x stderr {100 * stderr:.2f}; "
+        f"95% normal interval [{100 * value - half:.1f}, {100 * value + half:.1f}])"
+    )

@@ -72,6 +72,8 @@ def table_data(
             got = by_metric.get(metric)
             cell[f"{metric}_best"] = got.best if got else None
             cell[f"{metric}_last"] = got.last if got else None
+            cell[f"{metric}_best_stderr"] = got.best_stderr if got else None
+            cell[f"{metric}_last_stderr"] = got.last_stderr if got else None
         row_cells = cells.setdefault((first.r, first.method), {})
         held = row_cells.get(first.base_model)
         if held is None or _lead(cell, metrics) > _lead(held, metrics):

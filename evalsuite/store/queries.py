@@ -33,6 +33,8 @@ class BestLast:
     train_time_s: float | None
     trainable_params: int | None
     extra_params: int | None
+    best_stderr: float | None = None  # the stored stderr of the BEST / LAST score
+    last_stderr: float | None = None
 
 
 def _ranked(task: str, metrics: Sequence[str]) -> Select:
@@ -43,6 +45,7 @@ def _ranked(task: str, metrics: Sequence[str]) -> Select:
             Run.id.label("run_id"),
             Score.metric,
             Score.value,
+            Score.stderr,
             Checkpoint.epoch,
             func.row_number()
             .over(partition_by=per, order_by=(Score.value.desc(), Checkpoint.epoch, Score.id))
@@ -107,6 +110,8 @@ def best_last(
             Run.train_time_s,
             Run.trainable_params,
             Run.extra_params,
+            pick(sub.c.best_rank, sub.c.stderr),
+            pick(sub.c.last_rank, sub.c.stderr),
         )
         .join(Run, Run.id == sub.c.run_id)
         .join(BaseModel, BaseModel.id == Run.base_model_id)
