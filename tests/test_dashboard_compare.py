@@ -17,18 +17,21 @@ pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api)
 from streamlit.testing.v1 import AppTest
 
 from evalsuite.client import ApiClient
-from evalsuite.dashboard.compare_rows import answer_view, flip_rows, metric_rows
+from evalsuite.dashboard.compare_rows import answer_view, flip_rows, lost_rows, metric_rows
 from evalsuite.dashboard.curves import Series, band, significant_epochs
 from evalsuite.settings import get_settings
 from evalsuite.testing.compare_seed import (
     ANSWERS,
     CODE,
+    FORGET,
+    FORGOTTEN,
     LOST_CODE,
     LOST_MATH,
     OTHER,
     RUN,
     STDERR,
     seed_compare,
+    seed_forgetting,
 )
 from evalsuite.testing.dashboard_seed import TOKEN, live_api, live_dashboard
 
@@ -41,6 +44,7 @@ def api(tmp_path_factory):
     root = tmp_path_factory.mktemp("dash-compare")
     with live_api(root / "results.db") as url:
         ids = seed_compare(url, TOKEN, root)
+        seed_forgetting(url, TOKEN, root)
         yield url, ids
 
 
@@ -226,3 +230,30 @@ def test_leaderboard_cell_tooltip_gives_the_interval(monkeypatch, api):
     assert cell is not None, html
     assert cell.group(1).startswith(f"62.5 +- {half:.1f} points")
     assert f'data-run="{RUN}" data-base="tiny" data-col="trainable_params">' in html  # no title
+
+
+def test_forgetting_items_lost_since_the_base(monkeypatch, api):
+    url, _ = api
+    at = _app(monkeypatch, url, page="curves")
+    at.radio(key="cv_domain").set_value("math").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cv_forget_run").options == [FORGET]  # the one run with an epoch 0
+    assert at.selectbox(key="cv_forget_epoch").value == 1.0
+    items = at.dataframe[1].value  # after the BEST table
+    found = {(t, d) for t, d in zip(items["task"], items["doc_id"], strict=True)}
+    assert found == {(t, d) for t, docs in FORGOTTEN.items() for d in docs}
+    assert set(items["base"]) == {1.0} and set(items["checkpoint"]) == {0.0}
+
+
+def test_lost_rows_keeps_the_member_tasks_only():
+    report = {
+        "tasks": [
+            {"task": "hellaswag", "lost": [{"doc_id": "7", "a": {"acc_norm": 1.0},
+                                            "b": {"acc_norm": 0.0}}]},
+            {"task": "math", "lost": [{"doc_id": "m", "a": {"acc": 1.0}, "b": {"acc": 0.0}}]},
+        ]
+    }  # fmt: skip
+    rows = lost_rows(report, {"hellaswag": "acc_norm", "winogrande": "acc"})
+    assert rows == [
+        {"task": "hellaswag", "doc_id": "7", "metric": "acc_norm", "base": 1.0, "checkpoint": 0.0}
+    ]

@@ -119,3 +119,24 @@ ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def answer_view(task: str, record: dict[str, Any]) -> dict[str, Any]:
     """``{fields: {label: value}, text, language}`` for one sample row of ``task``."""
     return ANSWERS.get(task, _choice_answer)(record)
+
+
+def lost_rows(report: dict[str, Any], members: dict[str, str]) -> list[dict[str, Any]]:
+    """The forgetting items: per member task (task -> its metric) the documents solved by
+    ``a`` (the base, epoch 0) and lost by ``b`` (the checkpoint), with both values."""
+    rows = []
+    for t in report.get("tasks", []):
+        metric = members.get(t["task"])
+        if metric is None:
+            continue
+        for item in t.get("lost") or []:
+            rows.append(
+                {
+                    "task": t["task"],
+                    "doc_id": item["doc_id"],
+                    "metric": metric,
+                    "base": item["a"].get(metric),
+                    "checkpoint": item["b"].get(metric),
+                }
+            )
+    return rows

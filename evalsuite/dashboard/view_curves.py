@@ -1,9 +1,12 @@
-"""Curves page: a metric vs epoch per run (learning) and the forgetting score vs epoch."""
+"""Curves page: a metric vs epoch per run (learning) with stderr bands and the epochs where two
+runs differ significantly, the forgetting score vs epoch, and the forgetting items (what the
+base, a run's epoch 0, solved and a checkpoint lost)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from evalsuite.dashboard.compare_rows import lost_rows
 from evalsuite.dashboard.curves import (
     BAND_Z,
     Series,
@@ -99,3 +102,38 @@ def render(conn: Conn) -> None:
         ],
         hide_index=True,
     )
+    _forgetting_items(conn, chosen, best)
+
+
+def _forgetting_items(conn: Conn, chosen: list[str], best: dict[str, float | None]) -> None:
+    """The items behind the forgetting curve: what the base (a run's epoch 0) got right and a
+    checkpoint lost, through ``GET /v1/compare`` (the gate's per-document values)."""
+    st.subheader("Forgetting items: solved by the base, lost by a checkpoint")
+    epochs = {
+        r: sorted(c["epoch"] for c in get(conn, "get_run", r).get("checkpoints", []))
+        for r in chosen
+    }
+    with_base = [r for r in chosen if 0.0 in epochs[r] and len(epochs[r]) > 1]
+    if not with_base:
+        st.caption(
+            "Shown for runs whose epoch 0 is the base model evaluated as a checkpoint (no "
+            "adapter); none of the chosen runs has one."
+        )
+        return
+    c1, c2 = st.columns(2)
+    run = c1.selectbox("Run", with_base, key="cv_forget_run")
+    later = [e for e in epochs[run] if e > 0]
+    default = best.get(run) if best.get(run) in later else later[-1]
+    epoch = c2.selectbox(
+        "Epoch", later, index=later.index(default), format_func=lambda e: f"{e:g}",
+        key="cv_forget_epoch",
+    )  # fmt: skip
+    report = get(conn, "compare", f"{run}@0", f"{run}@{epoch:g}")
+    refused = [f"{t['task']}: {t['reason']}" for t in report.get("tasks", []) if t.get("reason")]
+    for reason in report.get("reasons", []) + refused:
+        st.warning(reason)
+    rows = lost_rows(report, SCORE.members)
+    if rows:
+        st.dataframe(rows, hide_index=True, key="cv_forget_items")
+    else:
+        st.info(f"No {', '.join(SCORE.members)} item the base solved was lost at epoch {epoch:g}.")

@@ -8,6 +8,9 @@ gate's pairing accepts them. MATH problem ``test/algebra/3.json`` is solved at e
 and none at epoch 2. A second run, ``OTHER``, solves none of the MATH problems at epoch 1
 (5 fewer than ``RUN``: significant under the gate's paired test) and exactly ``RUN``'s at
 epoch 2 (no difference). MATH ``acc`` carries the stderr ``STDERR`` per epoch, for the bands.
+
+``seed_forgetting`` adds ``FORGET``: the base model as epoch 0 and one checkpoint, scored on
+HellaSwag and WinoGrande; the checkpoint loses ``FORGOTTEN`` (task -> documents).
 """
 
 from __future__ import annotations
@@ -17,11 +20,24 @@ from pathlib import Path
 
 from evalsuite.client import ApiClient
 from evalsuite.gate.results_dir import read_jsonl
-from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
+from evalsuite.testing.results_dirs import (
+    SyntheticTask,
+    choice_task,
+    code_task,
+    math_task,
+    write_results_dir,
+)
 
 RUN = "cmp-rasa-r8"
 OTHER = "cmp-lora-r8"
 STDERR = {1: 0.05, 2: 0.04}  # MATH acc's stored stderr per epoch (both runs)
+FORGET = "forget-rasa-r8"
+FORGOTTEN = {"hellaswag": ["1"], "winogrande": ["2"]}
+_SOLVED = {  # epoch -> task -> right per document
+    0: {"hellaswag": [True, True, False, True], "winogrande": [True, False, True]},
+    1: {"hellaswag": [True, False, False, True], "winogrande": [True, False, False]},
+}
+_FORGETTING_METRIC = {"hellaswag": "acc_norm", "winogrande": "acc"}
 LOST_MATH = "test/algebra/3.json"
 LOST_CODE = "HumanEval/1"
 ANSWERS = {
@@ -62,21 +78,40 @@ def seed_compare(api_url: str, token: str, root: Path) -> dict[int, int]:
         for run, method in ((RUN, "rasa"), (OTHER, "lora")):
             api.create_run(name=run, method=method, r=8, domain="math", base_model="tiny")
             for epoch in (1, 2):
-                made = _checkpoint(api, root, run, epoch)
+                made = _checkpoint(api, root, run, epoch, epoch == 2)
                 if run == RUN:
                     ids[epoch] = made
     return ids
 
 
-def _checkpoint(api: ApiClient, root: Path, run: str, epoch: int) -> int:
-    out = write_results_dir(root / f"{run}-{epoch}", _tasks(epoch, run))
+def seed_forgetting(api_url: str, token: str, root: Path) -> None:
+    """Register ``FORGET`` with the base as epoch 0 and epoch 1, forgetting suite only."""
+    with ApiClient(api_url, token=token) as api:
+        api.create_run(name=FORGET, method="rasa", r=8, domain="math", base_model="tiny")
+        for epoch, solved in _SOLVED.items():
+            tasks = [choice_task(t, s, s, _FORGETTING_METRIC[t]) for t, s in solved.items()]
+            _checkpoint(api, root, FORGET, epoch, epoch == max(_SOLVED), tasks, "forgetting")
+
+
+def _checkpoint(
+    api: ApiClient,
+    root: Path,
+    run: str,
+    epoch: int,
+    final: bool,
+    tasks: list[SyntheticTask] | None = None,
+    suite: str = "math",
+) -> int:
+    """Register one checkpoint and complete its one job with a results directory's rows."""
+    out = write_results_dir(root / f"{run}-{epoch}", tasks or _tasks(epoch, run))
     made = api.register_checkpoint(
         run, epoch=epoch, step=10 * epoch, uri=str(out), sha256=f"{run}-{epoch}",
-        final=epoch == 2, suites=["math"],
+        final=final, suites=[suite],
     )  # fmt: skip
     job = api.claim("compare-seed", lease_s=60)
     results = json.loads((out / "results.json").read_text())
-    results["tasks"]["math"]["metrics"]["acc"]["stderr"] = STDERR[epoch]
+    if "math" in results["tasks"]:
+        results["tasks"]["math"]["metrics"]["acc"]["stderr"] = STDERR[epoch]
     samples = {
         p.name.removeprefix("samples_").removesuffix(".jsonl"): read_jsonl(p)
         for p in out.glob("samples_*.jsonl")
