@@ -68,7 +68,10 @@ def refused(report: dict[str, Any]) -> bool:
 
 def compare_command(
     a: Annotated[
-        str, typer.Argument(help="Checkpoint id, RUN[@best|@last|@EPOCH] or results dir.")
+        str,
+        typer.Argument(
+            help="Checkpoint id, RUN, RUN@best, RUN@last, RUN@EPOCH or a results directory."
+        ),
     ],
     b: Annotated[str, typer.Argument(help="The other side, compared as b - a.")],
     task: Annotated[
