@@ -84,3 +84,37 @@ def test_a_checkpoint_against_itself_passes(real_dir, tmp_path):
     other = runner.invoke(app, ["gate", "--candidate-results", str(copy), *args[3:]])
     assert other.exit_code == 2
     assert "config.sampling.temperature differs: candidate 0.2, baseline 0.8" in other.stdout
+
+
+def _with_gen_verdicts(real_dir, out, passes) -> None:
+    """A copy of ``real_dir`` whose tiny_gen rows say ``passes(doc_position)`` (hand-made: the
+    tiny model never matches), with the stored exact_match made to agree with the rows."""
+    shutil.copytree(real_dir, out)
+    rows = read_jsonl(out / "samples_tiny_gen.jsonl")
+    docs = sorted({r["doc_id"] for r in rows})
+    for r in rows:
+        r["verdict"] = passes(docs.index(r["doc_id"]))
+    (out / "samples_tiny_gen.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = json.loads((out / "results.json").read_text())
+    value = sum(r["verdict"] for r in rows) / len(rows)
+    results["tasks"]["tiny_gen"]["metrics"]["exact_match"]["value"] = value
+    (out / "results.json").write_text(json.dumps(results))
+
+
+def test_per_document_values_and_the_gate_see_both_verdicts(real_dir, tmp_path):
+    """Rows where some documents pass and others fail: the per-document values are 1 and 0
+    where they should be, and losing every pass is a regression (exit 1)."""
+    _with_gen_verdicts(real_dir, tmp_path / "baseline", lambda i: i % 3 != 2)  # 8 of 12 pass
+    _with_gen_verdicts(real_dir, tmp_path / "candidate", lambda i: False)
+    rows = read_jsonl(tmp_path / "baseline" / "samples_tiny_gen.jsonl")
+    values = per_document(rows, "exact_match")
+    docs = sorted(values)
+    assert [values[d] for d in docs] == [0.0 if i % 3 == 2 else 1.0 for i in range(len(docs))]
+    result = runner.invoke(
+        app,
+        ["gate", "--candidate-results", str(tmp_path / "candidate"), "--baseline-results",
+         str(tmp_path / "baseline"), "--task", "tiny_gen", "--n-boot", "500", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stdout
+    (check,) = json.loads(result.stdout)["checks"]
+    assert check["result"]["diff"] == pytest.approx(-8 / 12)
