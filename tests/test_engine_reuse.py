@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 
 from evalsuite.cli import app
 from evalsuite.engines import EngineError, EngineSpec, GenerationRequest
+from evalsuite.engines.base import SwapRefused
 from evalsuite.engines.slot import EngineSlot
 from evalsuite.engines.spec import check_parallelism
-from evalsuite.engines.swap import SwapRefused
 from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.runner import EvalOptions, evaluate
 from evalsuite.evaluation.series import checkpoint_series, evaluate_series

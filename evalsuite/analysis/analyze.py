@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalsuite.adapters.base import layer_index, module_type
+from evalsuite.adapters.base import CONFIG_FILE, layer_index, module_type, run_checkpoints
+from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.loading import Checkpoint, load
+from evalsuite.analysis.defaults import DEFAULT_TOP
 from evalsuite.analysis.spectrum import (
     ENERGY_FRACTION,
     dense_singular_values,
@@ -23,8 +25,6 @@ from evalsuite.analysis.spectrum import (
     spectrum_stats,
 )
 from evalsuite.analysis.updates import BaseWeights, Update, iter_updates, route_of
-
-DEFAULT_TOP = 64  # singular values listed per module (the summaries use all of them)
 
 
 def singular_values(update: Update):
@@ -121,3 +121,21 @@ def analyze(
         "by_type": _by_type(modules),
         "modules": modules,
     }
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A training run (``checkpoint-<step>`` folders inside), not a checkpoint itself."""
+    path = Path(path)
+    if (path / CONFIG_FILE).exists() or (path / "config.json").exists() or not path.is_dir():
+        return False
+    return bool(run_checkpoints(path))
+
+
+def analyze_run(
+    run_dir: str | Path, base: str | Path | None = None, top: int | None = DEFAULT_TOP
+) -> dict[str, Any]:
+    """Every checkpoint of a run in training order: how the spectrum evolves over epochs."""
+    checkpoints = run_checkpoints(Path(run_dir))
+    if not checkpoints:
+        raise AdapterError(f"{run_dir}: no checkpoint-<step> directories in this run")
+    return {"run": str(run_dir), "checkpoints": [analyze(c, base, top) for c in checkpoints]}

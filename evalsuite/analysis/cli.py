@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from evalsuite.analysis.analyze import DEFAULT_TOP
-from evalsuite.analysis.reconstruct import DEFAULT_ITERATIONS, DEFAULT_TOL
+from evalsuite.analysis.defaults import DEFAULT_ITERATIONS, DEFAULT_TOL, DEFAULT_TOP
 
 BaseOption = Annotated[
     Path | None,
@@ -24,7 +23,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 
 
 def analyze_command(
-    path: Annotated[Path, typer.Argument(help="Checkpoint directory (adapter or full model).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Checkpoint directory (adapter or full model), or a training run's directory "
+            "(every checkpoint-<step> in it, in training order)."
+        ),
+    ],
     base: BaseOption = None,
     top: Annotated[
         int, typer.Option(help="Singular values listed per module in --json (0: all).")
@@ -37,8 +42,15 @@ def analyze_command(
     Low-rank kinds (LoRA, rsLoRA, AdaLoRA, VeRA, RaSA) are computed exactly from their
     factors; DoRA, MoRA and full fine-tunes from the dense update, one module at a time.
     """
-    from evalsuite.analysis.analyze import analyze
+    from evalsuite.analysis.analyze import analyze, analyze_run, is_run_dir
 
+    if is_run_dir(path):
+        run = analyze_run(path, base, top or None)
+        if as_json:
+            typer.echo(json.dumps(run))
+            return
+        _run_table(run)
+        return
     report = analyze(path, base, top or None)
     if as_json:
         typer.echo(json.dumps(report))
@@ -66,6 +78,30 @@ def analyze_command(
         table.add_row(*row)
     Console().print(table)
     Console().print("ranks are means over layers; --json gives every module")
+
+
+def _run_table(run: dict) -> None:
+    """One row per module type and checkpoint: the spectrum's evolution over training."""
+    table = Table(title=f"{run['run']}: per module type, mean over layers, by epoch")
+    widest = max((len(t) for c in run["checkpoints"] for t in c["by_type"]), default=4)
+    table.add_column("type", min_width=widest, no_wrap=True)
+    for column in ("epoch", "frobenius", "entropy rank", "90% energy rank"):
+        table.add_column(column, justify="right")
+    types = sorted({t for c in run["checkpoints"] for t in c["by_type"]})
+    for mtype in types:
+        for c in run["checkpoints"]:
+            s = c["by_type"].get(mtype)
+            if s is None:
+                continue
+            epoch = "-" if c["epoch"] is None else f"{c['epoch']:g}"
+            table.add_row(
+                mtype,
+                epoch,
+                f"{s['frobenius']:.4g}",
+                f"{s['mean_spectral_entropy_rank']:.2f}",
+                f"{s['mean_energy_rank_90']:.2f}",
+            )
+    Console().print(table)
 
 
 def _ks(text: str | None, r: int) -> list[int]:

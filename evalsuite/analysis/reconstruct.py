@@ -27,11 +27,9 @@ import torch
 from evalsuite.adapters.base import module_type
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.loading import Checkpoint, load
+from evalsuite.analysis.defaults import DEFAULT_ITERATIONS, DEFAULT_TOL
 from evalsuite.analysis.spectrum import factored_svd
 from evalsuite.analysis.updates import BaseWeights, Update, iter_updates
-
-DEFAULT_ITERATIONS = 50
-DEFAULT_TOL = 1e-7  # stop when an iteration lowers the error by less than this share
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ class EngineError(EvalsuiteError, RuntimeError):
     """The engine could not start or died; the message says what happened and what to do."""
 
 
+class SwapRefused(EngineError):
+    """New weights do not fit the running engine (``engines.swap``); nothing was written."""
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One prompt and how to sample from it. ``top_k <= 0`` and ``seed=None`` mean off."""

@@ -18,10 +18,11 @@ from evalsuite.engines.base import (
     EngineInfo,
     GenerationRequest,
     OnDone,
+    SwapRefused,
     TokenizerInEngine,
     cut_at_stop,
 )
-from evalsuite.engines.swap import SwapRefused, model_shape, swap_refusal
+from evalsuite.engines.swap import model_shape, swap_refusal
 
 
 class _StopOnStrings:

@@ -18,9 +18,8 @@ import traceback
 import uuid
 from datetime import UTC, datetime
 
-from evalsuite.engines.base import Engine, EngineError
+from evalsuite.engines.base import Engine, EngineError, SwapRefused
 from evalsuite.engines.spec import EngineSpec
-from evalsuite.engines.swap import SwapRefused
 
 
 def _die_with_parent() -> None:

@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evalsuite.engines.base import EngineError
+from evalsuite.engines.base import EngineError, SwapRefused
 from evalsuite.engines.process import EngineProcess
 from evalsuite.engines.spec import EngineSpec
-from evalsuite.engines.swap import SwapRefused
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """When new weights may replace a running engine's weights in place, and when not.
 
 A worker keeps its engine across checkpoints of one base and swaps the merged weights in
-(``Engine.swap``). That is exact only if the new model is the running one with other
+(``Engine.swap_weights``). That is exact only if the new model is the running one with other
 numbers: the same architecture (every field of ``config.json`` that shapes the network), the
 same tensor names, shapes and dtypes, and the same tokenizer (the engine keeps the one it
 started with). :func:`swap_refusal` checks all three from the files alone, before anything is
@@ -15,9 +15,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from evalsuite.adapters.model_files import read_model_weights
-from evalsuite.engines.base import EngineError
 
 # config.json fields that name or describe a file rather than the network it holds
 _NOT_ARCHITECTURE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
@@ -34,10 +31,6 @@ _TOKENIZER_FILES = (
 )
 
 
-class SwapRefused(EngineError):
-    """The new weights do not fit the running engine; nothing was written into it."""
-
-
 @dataclass(frozen=True)
 class ModelShape:
     """What must be equal for an in-place swap: architecture, tensors, tokenizer."""
@@ -49,6 +42,8 @@ class ModelShape:
 
 def model_shape(model_dir: str | Path) -> ModelShape:
     """Read from ``config.json``, the safetensors headers and the tokenizer files only."""
+    from evalsuite.adapters.model_files import read_model_weights  # torch: engine side only
+
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     architecture = {k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}

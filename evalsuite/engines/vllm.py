@@ -17,9 +17,10 @@ from evalsuite.engines.base import (
     EngineInfo,
     GenerationRequest,
     OnDone,
+    SwapRefused,
     TokenizerInEngine,
 )
-from evalsuite.engines.swap import SwapRefused, model_shape, swap_refusal
+from evalsuite.engines.swap import model_shape, swap_refusal
 
 # vLLM's CPU attention needs this much KV cache at least to start on a small model.
 _MIN_CPU_KV = 256 << 20
