@@ -13,7 +13,7 @@ generate, score, upload (from each job's results.json and the worker's log); per
 drain time (worker start to exit) and the machine's load. It prints the ratio reuse / fresh
 and writes it to this script's section of bench/RESULTS.md. It never asserts.
 
-    python bench/queue.py [--epochs 6] [--rounds 2] [--engine vllm] [--base DIR|NAME]
+    python bench/queue_throughput.py [--epochs 6] [--rounds 2] [--engine vllm] [--base DIR|NAME]
 
 ``--base`` takes a model directory or a catalog name (``evalsuite models list``); without
 it the tiny random test model is built. Tasks: the example suite ``tiny`` (a seeded
@@ -45,7 +45,7 @@ from evalsuite.testing.dashboard_seed import TOKEN, live_api
 from evalsuite.testing.tiny_model import TARGET_MODULES, build_tiny_llama
 from evalsuite.worker.submit import checkpoint_facts
 
-SECTION = "## queue throughput (bench/queue.py)"
+SECTION = "## queue throughput (bench/queue_throughput.py)"
 MODES = {"fresh": ["--fresh-engine-per-job"], "reuse": ["--reuse-engine"]}
 UPLOAD = re.compile(r"job (\d+): finished, \d+ samples uploaded in ([\d.]+) s")
 
@@ -186,7 +186,7 @@ def main() -> None:
         f"- swap / fresh engine start: **{swap / start:.3f}x** ({swap:.2f} s vs {start:.2f} s; "
         "goal at most 0.10x)",
         "",
-        f"Command: `python bench/queue.py --epochs {args.epochs} --rounds {args.rounds} "
+        f"Command: `python bench/queue_throughput.py --epochs {args.epochs} --rounds {args.rounds} "
         f"--engine {args.engine}{' --base ' + args.base if args.base else ''}`",
     ]
     text = "\n".join(lines) + "\n"
