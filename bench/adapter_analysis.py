@@ -44,7 +44,7 @@ CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
 from evalsuite.adapters import load
-from evalsuite.analysis import analyze
+from evalsuite.analysis.analyze import analyze
 t1 = time.perf_counter()
 adapter = load(sys.argv[1])
 t2 = time.perf_counter()

@@ -21,8 +21,7 @@ from evalsuite.adapters import adapter_from_state, load, merge
 from evalsuite.adapters.base import PEFT_PREFIX, Adapter
 from evalsuite.adapters.rasa import shared_key
 from evalsuite.adapters.safetensors_io import iter_tensors
-from evalsuite.analysis import analyze
-from evalsuite.analysis.analyze import EXTRAS
+from evalsuite.analysis.analyze import EXTRAS, analyze, analyze_run, is_run_dir
 from evalsuite.analysis.updates import ROUTES, BaseWeights
 
 TOL = 1e-5
@@ -247,3 +246,24 @@ def test_cli_json_and_refusal(rasa_checkpoint, mora_checkpoint):
     assert table.returncode == 0 and "mlp.up_proj" in table.stdout
     refused = subprocess.run([*cmd, str(mora_checkpoint)], capture_output=True, text=True)
     assert refused.returncode == 2 and "--base" in refused.stderr
+
+
+def test_a_run_directory_gives_every_epoch_in_order(tiny_base, tmp_path):
+    from evalsuite.testing.checkpoints import TARGETS, trainer_dir, write_lora
+
+    run = tmp_path / "run"
+    made = []
+    for step, epoch, std in ((20, 2.0, 0.1), (10, 1.0, 0.01)):  # written out of order
+        made.append(write_lora(trainer_dir(run, step, epoch), tiny_base, TARGETS, std=std))
+    report = analyze_run(run)
+    assert [c["epoch"] for c in report["checkpoints"]] == [1.0, 2.0]
+    assert report["checkpoints"][0] == analyze(run / "checkpoint-10")
+    norms = [c["by_type"]["mlp.up_proj"]["frobenius"] for c in report["checkpoints"]]
+    assert norms[1] > 10 * norms[0]  # factors 10x larger: the update ~100x
+    out = subprocess.run(
+        [sys.executable, "-m", "evalsuite.cli", "adapter", "analyze", str(run), "--json"],
+        capture_output=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(json.dumps(report))
+    assert is_run_dir(run) and not is_run_dir(made[0])
