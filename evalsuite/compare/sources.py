@@ -22,6 +22,7 @@ class CheckpointSource(ApiSource):
         self.run, self.selector = detail["run"], f"{epoch:g}"
         self.checkpoints: list[dict[str, Any]] = [detail]
         self._scores = {checkpoint_id: detail.get("scores") or []}
+        self._rows = {}
 
 
 def is_checkpoint_id(ref: str) -> bool:

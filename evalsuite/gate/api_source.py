@@ -89,6 +89,7 @@ class ApiSource:
         if not self.checkpoints:
             raise GateInputError(f"{label}: run {self.run!r} has no checkpoints yet")
         self._scores: dict[Any, list[dict[str, Any]]] = {}
+        self._rows: dict[tuple[Any, str], list[dict[str, Any]]] = {}  # read once per task
 
     def scores(self, checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
         key = checkpoint["id"]
@@ -163,14 +164,19 @@ class ApiSource:
         )
 
     def sample_rows(self, checkpoint_id: Any, task: str) -> list[dict[str, Any]]:
-        """Every sample row of one task, page by page, as the runner wrote it."""
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self.api.samples(checkpoint_id, task=task, limit=_PAGE, offset=len(rows))
-            items = page.get("items") or []
-            rows += [item["record"] for item in items]
-            if not items or len(rows) >= int(page.get("total", 0)):
-                return rows
+        """Every sample row of one task, page by page, as the runner wrote it; fetched once
+        (each metric of the task reads the same rows)."""
+        key = (checkpoint_id, task)
+        if key not in self._rows:
+            rows: list[dict[str, Any]] = []
+            while True:
+                page = self.api.samples(checkpoint_id, task=task, limit=_PAGE, offset=len(rows))
+                items = page.get("items") or []
+                rows += [item["record"] for item in items]
+                if not items or len(rows) >= int(page.get("total", 0)):
+                    break
+            self._rows[key] = rows
+        return self._rows[key]
 
 
 def wait_for_jobs(api: Reader, run: str, timeout_s: float, poll_s: float = 10.0) -> None:

@@ -47,6 +47,7 @@ class ResultsDirSource:
     def __init__(self, path: Path | str, label: str):
         self.path = Path(path)
         self.label = label
+        self._rows: dict[Path, list[dict[str, Any]]] = {}
         self.name = str(self.path)
         results_file = self.path / "results.json"
         if not results_file.is_file():
@@ -69,6 +70,12 @@ class ResultsDirSource:
     def tasks(self) -> dict[str, list[str]]:
         return {name: list(t.metrics) for name, t in self.results.tasks.items()}
 
+    def _read(self, samples: Path) -> list[dict[str, Any]]:
+        """A samples file's checked rows, read once (each metric of a task reads the same)."""
+        if samples not in self._rows:
+            self._rows[samples] = read_samples(samples)
+        return self._rows[samples]
+
     def evidence(self, task: str, metric: str) -> TaskEvidence:
         record = self.results.tasks.get(task)
         if record is None:
@@ -87,5 +94,5 @@ class ResultsDirSource:
             partial=record.partial,
             stored={name: m.value for name, m in record.metrics.items()},
             identity=task_identity(config, model),
-            load_rows=lambda: read_samples(samples),
+            load_rows=lambda: self._read(samples),
         )
