@@ -10,10 +10,8 @@ from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.safetensors_io import TensorEntry, read_header
 
 INDEX_FILE = "model.safetensors.index.json"
-# Everything a server needs beside the weights; copied verbatim into a merged model.
-SIDECAR_PATTERNS = (
-    "config.json",
-    "generation_config.json",
+# The files a tokenizer is read from (a merged model copies them from its base).
+TOKENIZER_PATTERNS = (
     "tokenizer*",
     "special_tokens_map.json",
     "added_tokens.json",
@@ -22,6 +20,12 @@ SIDECAR_PATTERNS = (
     "*.model",
     "*.tiktoken",
     "chat_template*",
+)
+# Everything a server needs beside the weights; copied verbatim into a merged model.
+SIDECAR_PATTERNS = (
+    "config.json",
+    "generation_config.json",
+    *TOKENIZER_PATTERNS,
     "preprocessor_config.json",
 )
 

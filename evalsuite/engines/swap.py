@@ -16,19 +16,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite.adapters.model_files import TOKENIZER_PATTERNS, read_model_weights
+
 # config.json fields that name or describe a file rather than the network it holds
 _NOT_ARCHITECTURE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
-# the files the engine's tokenizer was read from (a merged model copies them from its base)
-_TOKENIZER_FILES = (
-    "tokenizer*",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "*.model",
-    "*.tiktoken",
-    "chat_template*",
-)
 
 
 @dataclass(frozen=True)
@@ -42,8 +33,6 @@ class ModelShape:
 
 def model_shape(model_dir: str | Path) -> ModelShape:
     """Read from ``config.json``, the safetensors headers and the tokenizer files only."""
-    from evalsuite.adapters.model_files import read_model_weights  # torch: engine side only
-
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     architecture = {k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}
@@ -55,7 +44,7 @@ def model_shape(model_dir: str | Path) -> ModelShape:
     }
     digest = hashlib.sha256()
     for path in sorted(model_dir.iterdir()):
-        if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in _TOKENIZER_FILES):
+        if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in TOKENIZER_PATTERNS):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return ModelShape(architecture, tensors, digest.hexdigest())
