@@ -34,6 +34,9 @@ from evalsuite.results_schema import problems
 from evalsuite.worker.host import HostedJob, JobHost
 from evalsuite.worker.job import JobOutcome, JobProcess
 
+# how often the worker looks at a running job (its end, a stop request)
+_STEP_S = 0.2
+
 
 class JobOptionError(EvalsuiteError):
     """The job cannot be run as given: options this worker cannot use, or no base model."""
@@ -180,15 +183,24 @@ class Worker:
         return self._upload(job_id, outcome)
 
     def _watch(self, job_id: int, job: JobProcess | HostedJob) -> bool:
-        """Heartbeat while the job runs; False if it was stopped (lease lost or SIGTERM)."""
+        """Heartbeat while the job runs; False if it was stopped (lease lost or SIGTERM).
+
+        The job is waited on in short steps, so its end is seen at once (a swapped-in job
+        takes seconds; sleeping a whole heartbeat interval would add up to 30 s to each) and
+        a stop request within ``_STEP_S``."""
         interval = max(0.2, min(self.settings.lease_s / 3, 30.0))
-        while job.running():
-            if self.stopping.wait(interval):
+        next_beat = time.monotonic() + interval
+        while True:
+            job.wait(_STEP_S)
+            if not job.running():
+                break
+            if self.stopping.is_set():
                 job.stop()
                 self._release(job_id)
                 return False
-            if not job.running():
-                break
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + interval
             try:
                 self.client.heartbeat(job_id, self.settings.worker_id, self.settings.lease_s)
             except ApiError as e:
