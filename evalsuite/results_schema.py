@@ -170,6 +170,38 @@ class ModelRecord(_Closed):
     engine: EngineRecord
 
 
+class ModuleTypeSummary(_Closed):
+    """One module type's update across its layers (``evalsuite adapter analyze``'s ``by_type``,
+    less what is only useful per layer)."""
+
+    layers: Count = Field(description="modules of this type (one per layer)")
+    frobenius: float = Field(description="Frobenius norm of all its layers' updates together")
+    mean_frobenius: float = Field(description="mean over layers of each update's Frobenius norm")
+    max_frobenius: float = Field(description="the largest layer's Frobenius norm")
+    mean_spectral_entropy_rank: float = Field(
+        description="mean over layers of exp(entropy of the normalised singular values)"
+    )
+    mean_energy_rank_90: float = Field(
+        description="mean over layers of the fewest singular values holding 90% of the energy"
+    )
+    mean_shared_fraction: float | None = Field(
+        None, description="RaSA: mean share of the squared D weights on the shared pool"
+    )
+
+
+class AdapterAnalysis(_Closed):
+    """The checkpoint's update summarised per module type, computed from its factors while
+    the checkpoint is materialised; a kind that would need dense updates, or an analysis
+    that failed, leaves ``by_type`` empty and says why in ``note`` (it never fails a job)."""
+
+    kind: str = Field(description="the checkpoint's kind (lora, rasa, full, ...)")
+    reported: str | None = Field(None, description="what the numbers describe, and how")
+    by_type: dict[Name, ModuleTypeSummary] = Field(
+        default_factory=dict, description="module type -> its summary over layers"
+    )
+    note: str | None = Field(None, description="why there is no summary (skipped or failed)")
+
+
 class ResultsFile(_Closed):
     """``results.json``: one checkpoint's scores on some tasks and everything that made them."""
 
@@ -184,6 +216,9 @@ class ResultsFile(_Closed):
     )
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per phase")
     versions: dict[str, str] = Field(default_factory=dict, description="package -> version")
+    adapter_analysis: AdapterAnalysis | None = Field(
+        None, description="the adapter's update per module type; absent for the base"
+    )
 
     @field_serializer("created")
     def _iso(self, created: datetime) -> str:
@@ -232,6 +267,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     SamplingConfig,
     LmEvalConfig,
     Aggregate,
+    AdapterAnalysis,
+    ModuleTypeSummary,
     SampleRow,
 )
 

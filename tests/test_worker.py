@@ -29,6 +29,7 @@ import psutil
 import pytest
 from service_support import TOKEN, served
 
+from evalsuite.analysis.analyze import analyze
 from evalsuite.client import ApiClient, ApiError
 from evalsuite.evaluation.runner import EvalOptions, evaluate
 from evalsuite.store import Database
@@ -127,6 +128,14 @@ def test_submitted_checkpoint_is_scored_like_a_direct_evaluation(
         for metric, m in entry["metrics"].items()
     }
     assert _scores(client, answer["checkpoint"]["id"]) == pytest.approx(expected)
+    # the adapter analysis, stored with the checkpoint: the direct run's, and per module type
+    # what 'evalsuite adapter analyze' computes from the checkpoint's files
+    stored = client.get_checkpoint(answer["checkpoint"]["id"])["analysis"]
+    assert stored == direct["adapter_analysis"] and stored["kind"] == "rasa"
+    report = analyze(ckpt)["by_type"]
+    assert set(stored["by_type"]) == set(report)
+    for mtype, summary in stored["by_type"].items():
+        assert summary == pytest.approx({k: report[mtype].get(k) for k in summary}), mtype
     for task in direct["tasks"]:
         stored = client.samples(answer["checkpoint"]["id"], task=task, limit=1000)
         lines = (tmp_path / "direct" / f"samples_{task}.jsonl").read_text().splitlines()

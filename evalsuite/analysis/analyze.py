@@ -89,6 +89,7 @@ def _by_type(modules: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "layers": len(ms),
             "frobenius": math.sqrt(sum(m["frobenius"] ** 2 for m in ms)),
             "mean_frobenius": _mean([m["frobenius"] for m in ms]),
+            "max_frobenius": max(m["frobenius"] for m in ms),
             "mean_spectral_entropy_rank": _mean([m["spectral_entropy_rank"] for m in ms]),
             "mean_energy_rank_90": _mean([m["energy_rank_90"] for m in ms]),
             "mean_numerical_rank": _mean([m["numerical_rank"] for m in ms]),

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from evalsuite.api import schemas
 from evalsuite.api.jsondepth import readable
+from evalsuite.results_schema import AdapterAnalysis
 from evalsuite.settings import JSON_DEPTH_CEILING
 from evalsuite.store import models
 
@@ -49,7 +52,23 @@ def checkpoint(row: models.Checkpoint) -> schemas.Checkpoint:
         sha256=row.sha256,
         final=row.final,
         created_at=row.created_at,
+        analysis=analysis(row.analysis),
     )
+
+
+def analysis(value: dict[str, Any] | None) -> AdapterAnalysis | None:
+    """The stored adapter analysis; one another version stored in another shape reads as a
+    note instead of failing the read."""
+    if value is None:
+        return None
+    try:
+        return AdapterAnalysis.model_validate(value)
+    except ValidationError as e:
+        return AdapterAnalysis(
+            kind=str(value.get("kind", "unknown")),
+            note=f"the stored analysis cannot be read by this version ({e.error_count()} "
+            "problem(s)); evaluate the checkpoint again to replace it",
+        )
 
 
 def _job_fields(row: models.Job) -> dict:

@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from evalsuite.evaluation.options import JobOptions
-from evalsuite.results_schema import INT32, NO_NUL, Count, ResultsFile, SampleRow
+from evalsuite.results_schema import (
+    INT32,
+    NO_NUL,
+    AdapterAnalysis,
+    Count,
+    ResultsFile,
+    SampleRow,
+)
 from evalsuite.results_schema import INT64 as INT64  # the routers' id bounds
 from evalsuite.results_schema import Name as TaskName
 
@@ -68,6 +75,11 @@ class Checkpoint(BaseModel):
     sha256: str
     final: bool
     created_at: datetime
+    analysis: AdapterAnalysis | None = Field(
+        None,
+        description="the adapter's update per module type, computed by the worker "
+        "(results.json's adapter_analysis); null until a job completed, and for the base",
+    )
 
 
 class Run(BaseModel):

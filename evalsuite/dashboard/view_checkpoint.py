@@ -1,4 +1,5 @@
-"""Checkpoint page: its scores with their config, and a browser over its samples."""
+"""Checkpoint page: its scores with their config, its adapter's update per module type, and
+a browser over its samples."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from evalsuite.dashboard.data import Conn, empty_state, get
 from evalsuite.dashboard.records import clip, code_failure_rows, math_answer_rows, score_rows
+from evalsuite.dashboard.spectrum import analysis_rows
 from evalsuite.protocol import forgetting, paper_tables
 
 PAGE_SIZE = 25
@@ -67,6 +69,20 @@ def _samples(conn: Conn, checkpoint_id: int, tasks: list[str]) -> None:
             st.json(record, expanded=False)
 
 
+def _analysis(analysis: dict | None) -> None:
+    """The adapter analysis the worker stored with the checkpoint (none for the base)."""
+    if analysis is None:
+        return
+    st.subheader("Adapter update")
+    if analysis.get("reported"):
+        st.caption(f"{analysis.get('kind')}: {analysis['reported']}")
+    if analysis.get("note"):
+        st.info(analysis["note"])
+    rows = analysis_rows(analysis)
+    if rows:
+        st.dataframe(rows, hide_index=True, key="ck_analysis")
+
+
 def render(conn: Conn) -> None:
     """Scores first (metric, value, and how the model was materialised), then samples."""
     checkpoint_id = _pick_checkpoint(conn)
@@ -77,6 +93,7 @@ def render(conn: Conn) -> None:
         f"Checkpoint {checkpoint_id}: {checkpoint.get('run')} epoch {checkpoint.get('epoch')}"
     )
     st.caption(f"uri {checkpoint.get('uri')} · sha256 {str(checkpoint.get('sha256'))[:16]}…")
+    _analysis(checkpoint.get("analysis"))
     scores = checkpoint.get("scores", [])
     if not scores:
         jobs = checkpoint.get("jobs", [])

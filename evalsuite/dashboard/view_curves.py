@@ -1,6 +1,7 @@
 """Curves page: a metric vs epoch per run (learning) with stderr bands and the epochs where two
-runs differ significantly, the forgetting score vs epoch, and the forgetting items (what the
-base, a run's epoch 0, solved and a checkpoint lost)."""
+runs differ significantly, the forgetting score vs epoch, the forgetting items (what the
+base, a run's epoch 0, solved and a checkpoint lost), and the adapter update's norm and
+spectrum over epochs (the analysis the worker stores with each checkpoint)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from evalsuite.dashboard.curves import (
     significant_epochs,
 )
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.spectrum import QUANTITIES, module_types, spectrum_figure, spectrum_lines
 from evalsuite.protocol import forgetting, paper_tables, task_metrics
 
 # the learning metrics per domain (every metric its table's task declares) by display name
@@ -103,6 +105,28 @@ def render(conn: Conn) -> None:
         hide_index=True,
     )
     _forgetting_items(conn, chosen, best)
+    _spectrum(conn, chosen)
+
+
+def _spectrum(conn: Conn, chosen: list[str]) -> None:
+    """One quantity of one module type's update against epoch, a line per run."""
+    st.subheader("Adapter update over epochs")
+    checkpoints = {r: get(conn, "get_run", r).get("checkpoints", []) for r in chosen}
+    types = module_types(checkpoints)
+    if not types:
+        st.caption(
+            "No adapter analysis stored for the chosen runs' checkpoints (computed by the "
+            "worker for low-rank kinds; full fine-tunes, DoRA and MoRA are skipped)."
+        )
+        return
+    c1, c2 = st.columns(2)
+    label = c1.selectbox("Quantity", list(QUANTITIES), key="cv_spectrum_quantity")
+    mtype = c2.selectbox("Module type", types, key="cv_spectrum_type")
+    lines = spectrum_lines(checkpoints, mtype, QUANTITIES[label])
+    if lines:
+        st.plotly_chart(spectrum_figure(lines, mtype, label), key="cv_spectrum")
+    else:
+        st.info(f"No chosen run has {label} for {mtype}.")
 
 
 def _forgetting_items(conn: Conn, chosen: list[str], best: dict[str, float | None]) -> None:

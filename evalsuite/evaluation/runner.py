@@ -25,6 +25,7 @@ from evalsuite import __version__
 from evalsuite.engines import Engine, EngineSpec, resolve_kind
 from evalsuite.engines.slot import EngineSlot, EngineUse
 from evalsuite.engines.spec import check_parallelism
+from evalsuite.evaluation.adapter_summary import summarize
 from evalsuite.evaluation.materialize import Materialized, materialize
 from evalsuite.evaluation.progress import task_progress
 from evalsuite.evaluation.resume import ResumeCache
@@ -150,6 +151,9 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     t0 = time.perf_counter()
     mat = materialize(opts.base, opts.adapter, opts.materialize, opts.dtype)
     materialize_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    analysis = summarize(opts.adapter, Path(opts.base))  # a note, never an exception
+    analysis_s = time.perf_counter() - t0
     engine_spec = EngineSpec(
         kind=engine_kind,
         model_dir=str(mat.model_dir),
@@ -201,10 +205,12 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
         timings={
             **({"process_start_s": round(process_start_s, 3)} if process_start_s else {}),
             "materialize_s": round(materialize_s, 3),
+            **({"analysis_s": round(analysis_s, 3)} if analysis is not None else {}),
             **engine.timings(),
             "total_s": round(time.perf_counter() - started, 3),
         },
         versions=versions,
+        adapter_analysis=analysis,
     )
     payload = results.model_dump(mode="json")
     _write_json(out / "results.json", payload)

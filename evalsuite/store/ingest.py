@@ -135,7 +135,12 @@ def store_results(
     results: ResultsFile,
     samples: dict[str, list[SampleRow]],
 ) -> tuple[int, int]:
-    """Insert the job's scores and samples in the caller's transaction; returns the counts."""
+    """Insert the job's scores and samples in the caller's transaction, and keep the adapter
+    analysis with the checkpoint (every suite's job computes the same one: the first with a
+    summary is kept, a note only until one comes); returns the counts."""
+    analysis, stored = results.adapter_analysis, job.checkpoint.analysis
+    if analysis is not None and (stored is None or (analysis.by_type and not stored["by_type"])):
+        job.checkpoint.analysis = analysis.model_dump(mode="json")
     scores = score_rows(job, results)
     rows = sample_rows(job, samples)
     if scores:

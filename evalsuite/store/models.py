@@ -109,6 +109,9 @@ class Checkpoint(Base):
     sha256: Mapped[str] = mapped_column(String(128))
     final: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # results.json's adapter_analysis (an AdapterAnalysis), from the checkpoint's first
+    # completed job that carried one; null until then and for the base
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     run: Mapped[Run] = relationship(back_populates="checkpoints", lazy="joined")
 
