@@ -9,6 +9,8 @@ tiny local model (transformers engine), workers as real ``evalsuite worker`` pro
 * a checkpoint whose files changed after registration, or a job with an option the worker
   does not know (refused by the API at registration; stored here as an older service let
   it in), fails with the reason, retried up to the service's limit, then FAILED;
+* the run's base registered as epoch 0 (``submit --base-as-epoch-0``) is evaluated with no
+  adapter, scored like the runner on the base alone, and never BEST;
 * one engine serves a run's checkpoints (started once, then swapped), and a checkpoint that
   cannot be merged fails its job while the engine serves the next one;
 * a hung engine (SIGSTOP) is killed after the lease's length without progress and a killed
@@ -30,7 +32,9 @@ import pytest
 from service_support import TOKEN, served
 
 from evalsuite.analysis.analyze import analyze
+from evalsuite.base_epoch import BASE_URI
 from evalsuite.client import ApiClient, ApiError
+from evalsuite.evaluation.materialize import model_fingerprint
 from evalsuite.evaluation.runner import EvalOptions, evaluate
 from evalsuite.store import Database
 from evalsuite.store.models import Job
@@ -147,6 +151,43 @@ def test_submitted_checkpoint_is_scored_like_a_direct_evaluation(
     assert board[0]["run"] == "rasa-r8" and board[0]["best"] == pytest.approx(
         expected[("tiny_mc", "acc")]
     )
+
+
+def test_the_base_as_epoch_0_is_evaluated_with_no_adapter(service, runs, tiny_base, tmp_path):
+    """``submit --base-as-epoch-0``: the run's base is a checkpoint of epoch 0 that a worker
+    evaluates as the base itself, scored like a direct evaluation without an adapter."""
+    answer = _submit(service, runs["lora"][0], "lora-r8", tiny_base, "--base-as-epoch-0")
+    base = answer["base"]["checkpoint"]
+    assert (base["epoch"], base["uri"]) == (0.0, BASE_URI)
+    assert base["sha256"] == model_fingerprint(tiny_base)
+    again = _submit(service, runs["lora"][1], "lora-r8", tiny_base, "--base-as-epoch-0")
+    assert again["base"]["checkpoint"]["id"] == base["id"]  # registered once
+    worker = _worker(service, tmp_path / "jobs", "--once")
+    out, _ = worker.communicate(timeout=900)
+    assert worker.returncode == 0 and "3 job(s) finished" in out, out
+    direct = evaluate(
+        EvalOptions(
+            base=tiny_base, adapter=None, out=tmp_path / "direct", suite="tiny", engine="hf",
+            task_dirs=[EXAMPLE_TASKS], progress=False,
+        )
+    )  # fmt: skip
+    expected = {
+        (task, metric): m["value"]
+        for task, entry in direct["tasks"].items()
+        for metric, m in entry["metrics"].items()
+    }
+    client = ApiClient(service.url)
+    assert _scores(client, base["id"]) == pytest.approx(expected)
+    stored = client.get_checkpoint(base["id"])
+    assert {s["materialization"] for s in stored["scores"]} == {"base"}
+    assert stored["analysis"] is None  # no update to analyse
+    rows = client.samples(base["id"], task="tiny_gen", limit=1000)
+    lines = (tmp_path / "direct" / "samples_tiny_gen.jsonl").read_text().splitlines()
+    assert [s["record"]["completion"] for s in rows["items"]] == [
+        json.loads(line)["completion"] for line in lines
+    ]
+    board = client.leaderboard("tiny_mc", "acc")
+    assert board[0]["run"] == "lora-r8" and board[0]["best_epoch"] > 0  # never the base
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

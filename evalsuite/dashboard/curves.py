@@ -16,6 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from evalsuite.base_epoch import is_trained
 from evalsuite.dashboard.table import INTERVAL_Z
 
 
@@ -38,10 +39,11 @@ class Series:
 
 
 def best_epoch_of(epochs: list[float], values: list[float]) -> float | None:
-    """BEST as the API defines it: the maximum, ties to the earlier epoch."""
+    """BEST as the API defines it: the maximum, ties to the earlier epoch, never the base's
+    epoch 0."""
     best: tuple[float, float] | None = None
     for e, v in sorted(zip(epochs, values, strict=True)):
-        if best is None or v > best[1]:
+        if is_trained(e) and (best is None or v > best[1]):
             best = (e, v)
     return None if best is None else best[0]
 

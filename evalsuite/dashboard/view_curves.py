@@ -141,7 +141,8 @@ def _forgetting_items(conn: Conn, chosen: list[str], best: dict[str, float | Non
     if not with_base:
         st.caption(
             "Shown for runs whose epoch 0 is the base model evaluated as a checkpoint (no "
-            "adapter); none of the chosen runs has one."
+            "adapter; 'evalsuite submit --base-as-epoch-0' registers it); none of the chosen "
+            "runs has one."
         )
         return
     c1, c2 = st.columns(2)

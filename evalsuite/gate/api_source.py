@@ -9,7 +9,8 @@ the same code as for a results directory.
 Selectors follow the service's own definitions: LAST is the checkpoint marked ``final``
 (else the highest epoch); BEST is, per gated metric, the checkpoint with the highest
 non-partial score (ties: the earlier epoch), so ``run@best`` may pick a different epoch for
-pass@1 than for pass@10, as the paper's "best" columns do.
+pass@1 than for pass@10, as the paper's "best" columns do. Neither is ever the base model
+registered as epoch 0 (``evalsuite.base_epoch``); ``run@0`` names it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from evalsuite.base_epoch import is_trained
 from evalsuite.gate.evidence import GateInputError, TaskEvidence
 
 _PAGE = 1000  # the service's largest samples page
@@ -97,10 +99,21 @@ class ApiSource:
             self._scores[key] = self.api.get_checkpoint(key).get("scores") or []
         return self._scores[key]
 
+    def _trained(self) -> list[dict[str, Any]]:
+        """The checkpoints BEST and LAST choose from: not the base as epoch 0."""
+        trained = [c for c in self.checkpoints if is_trained(c.get("epoch"))]
+        if not trained:
+            raise GateInputError(
+                f"{self.label}: run {self.run!r} has only its base (epoch 0) yet; name it as "
+                f"{self.run}@0"
+            )
+        return trained
+
     def _fixed_checkpoint(self) -> dict[str, Any]:
         if self.selector == "last":
-            final = [c for c in self.checkpoints if c.get("final")]
-            return final[-1] if final else self.checkpoints[-1]
+            trained = self._trained()
+            final = [c for c in trained if c.get("final")]
+            return final[-1] if final else trained[-1]
         epoch = float(self.selector)
         for c in self.checkpoints:
             if float(c.get("epoch") or 0) == epoch:
@@ -110,7 +123,7 @@ class ApiSource:
 
     def _best_checkpoint(self, task: str, metric: str) -> dict[str, Any]:
         best, best_value = None, float("-inf")
-        for c in self.checkpoints:  # sorted by epoch: '>' keeps the earlier on ties
+        for c in self._trained():  # sorted by epoch: '>' keeps the earlier on ties
             for s in self.scores(c):
                 mine = s["task"] == task and s["metric"] == metric and not s.get("partial")
                 if mine and s["value"] is not None and s["value"] > best_value:
@@ -123,7 +136,7 @@ class ApiSource:
         return best
 
     def tasks(self) -> dict[str, list[str]]:
-        chosen = self.checkpoints if self.selector == "best" else [self._fixed_checkpoint()]
+        chosen = self._trained() if self.selector == "best" else [self._fixed_checkpoint()]
         out: dict[str, list[str]] = {}
         for c in chosen:
             for s in self.scores(c):

@@ -1,7 +1,8 @@
 """BEST / LAST per run, the paper's Tables 1 and 2, and curves, aggregated in SQL.
 
 BEST is the maximum over a run's non-partial checkpoints (ties: the earlier epoch); LAST is
-the checkpoint marked final, else the highest epoch. Partial (``--limit``) scores never enter.
+the checkpoint marked final, else the highest epoch. Partial (``--limit``) scores never enter,
+nor does epoch 0, the base model (``evalsuite.base_epoch``); curves show it.
 Both come from one window-function pass over the (task, metric) slice of ``scores``, which the
 ``ix_scores_task_metric`` index serves, so a leaderboard costs one query however many runs.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
+from evalsuite.base_epoch import BASE_EPOCH, is_trained
 from evalsuite.store.models import BaseModel, Checkpoint, Run, Score
 
 
@@ -64,7 +66,12 @@ def _ranked(task: str, metrics: Sequence[str]) -> Select:
         )
         .join(Checkpoint, Checkpoint.id == Score.checkpoint_id)
         .join(Run, Run.id == Checkpoint.run_id)
-        .where(Score.task == task, Score.metric.in_(metrics), Score.partial.is_(False))
+        .where(
+            Score.task == task,
+            Score.metric.in_(metrics),
+            Score.partial.is_(False),
+            Checkpoint.epoch > BASE_EPOCH,
+        )
     )
 
 
@@ -168,7 +175,9 @@ def curves(
 
 
 def best_epoch(points: Sequence[CurvePoint]) -> float | None:
-    """The epoch of the maximum (ties: the earlier epoch), as BEST defines it."""
-    if not points:
+    """The epoch of the maximum (ties: the earlier epoch), as BEST defines it (never the base's
+    epoch 0)."""
+    trained = [p for p in points if is_trained(p.epoch)]
+    if not trained:
         return None
-    return min(points, key=lambda p: (-p.value, p.epoch)).epoch
+    return min(trained, key=lambda p: (-p.value, p.epoch)).epoch

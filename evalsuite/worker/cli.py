@@ -123,10 +123,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         train_time_s: Annotated[float | None, typer.Option(help="New run: training time.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+        base_as_epoch_0: Annotated[
+            bool,
+            typer.Option(
+                "--base-as-epoch-0",
+                help="Also register the run's base model as its epoch 0 (evaluated with no "
+                "adapter; never BEST or LAST); a no-op once registered.",
+            ),
+        ] = False,
     ) -> None:
         """Register a checkpoint (and its run, if new); the service queues one job per suite."""
         from evalsuite.client import ApiClient
-        from evalsuite.worker.submit import RunFields, submit_checkpoint
+        from evalsuite.worker.submit import RunFields, submit_base, submit_checkpoint
 
         new_run = RunFields(
             method=method,
@@ -135,6 +143,7 @@ def register(app: typer.Typer) -> None:
             base_model_path=base_model_path,
             train_time_s=train_time_s,
         )
+        options = {"limit": limit} if limit is not None else None
         api, token = _service(api, token)
         with ApiClient(api, token=token) as client:
             answer = submit_checkpoint(
@@ -144,20 +153,26 @@ def register(app: typer.Typer) -> None:
                 final=final,
                 epoch=epoch,
                 suites=suite,
-                options={"limit": limit} if limit is not None else None,
+                options=options,
                 new_run=new_run,
             )
+            base = None
+            if base_as_epoch_0:
+                base = submit_base(client, run, suites=suite, options=options)
         if as_json:
-            typer.echo(json.dumps(answer))
+            typer.echo(json.dumps(answer if base is None else {**answer, "base": base}))
             return
-        ckpt, jobs = answer["checkpoint"], answer["jobs"]
-        _log(
-            f"checkpoint {ckpt['id']} of {run} (epoch {ckpt['epoch']:g}): "
-            + (
-                ", ".join(f"job {j['id']} {j['suite']} {j['status']}" for j in jobs)
-                or "no new jobs"
+        for registered in (base, answer):
+            if registered is None:
+                continue
+            ckpt, jobs = registered["checkpoint"], registered["jobs"]
+            _log(
+                f"checkpoint {ckpt['id']} of {run} (epoch {ckpt['epoch']:g}): "
+                + (
+                    ", ".join(f"job {j['id']} {j['suite']} {j['status']}" for j in jobs)
+                    or "no new jobs"
+                )
             )
-        )
 
 
 def _log(line: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from evalsuite.base_epoch import BASE_URI
 from evalsuite.client import ApiClient, ApiError
 from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.options import JobOptions
@@ -91,9 +92,10 @@ def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions
         )
     from evalsuite.models import resolve_base  # a directory, or a catalog name (fetched once)
 
+    uri = claim["checkpoint_uri"]
     opts = EvalOptions(
         base=resolve_base(base, strict=False),
-        adapter=Path(claim["checkpoint_uri"]),
+        adapter=None if uri == BASE_URI else Path(uri),  # the base as epoch 0: no adapter
         out=settings.work_dir / f"job-{claim['id']}",
         suite=claim["suite"],
         engine=settings.engine,

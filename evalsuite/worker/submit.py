@@ -3,7 +3,8 @@
 The checkpoint is identified by the sha256 of its files (the same hash the runner records),
 so re-submitting an unchanged checkpoint is a no-op and a worker can refuse files that
 changed after registration. Epoch, step and the trainable-parameter count come from the
-checkpoint itself (``trainer_state.json``, the adapter's tensors) unless given.
+checkpoint itself (``trainer_state.json``, the adapter's tensors) unless given. The run's base
+model may be registered too, as epoch 0 (``evalsuite.base_epoch``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalsuite.base_epoch import BASE_EPOCH, BASE_URI
 from evalsuite.client import ApiClient, ApiError
 from evalsuite.errors import EvalsuiteError
 
@@ -73,6 +75,36 @@ def submit_checkpoint(
         "uri": str(path),
         "sha256": facts["sha256"],
         "final": final,
+        "options": options or {},
+    }
+    if suites:
+        body["suites"] = suites
+    return client.register_checkpoint(run, **body)
+
+
+def submit_base(
+    client: ApiClient,
+    run: str,
+    *,
+    suites: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Register the (existing) run's base model as its checkpoint of epoch 0; the same base
+    again is a no-op, so a training job may ask for it after every epoch."""
+    from evalsuite.evaluation.materialize import model_fingerprint
+    from evalsuite.models import resolve_base
+
+    where = client.get_run(run).get("base_model_path")
+    if not where:
+        raise SubmitError(
+            f"run {run!r} has no base_model_path, so its base cannot be evaluated as epoch 0; "
+            "give it one (--base-model-path)"
+        )
+    body: dict[str, Any] = {
+        "epoch": BASE_EPOCH,
+        "uri": BASE_URI,
+        "sha256": model_fingerprint(resolve_base(where)),
+        "final": False,
         "options": options or {},
     }
     if suites:
