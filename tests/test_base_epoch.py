@@ -1,7 +1,8 @@
 """The base model as epoch 0 of a run (issue 20), through real HTTP on SQLite and PostgreSQL:
 it is on the curves and named by ``RUN@0``, but never BEST or LAST (leaderboard, tables, the
 gate's and compare's selectors), even where it scores highest. The worker's side (the base
-evaluated with no adapter) is tests/test_worker.py's."""
+evaluated with no adapter) is tests/test_worker.py's; here, that it checks the base's
+fingerprint first."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from service_support import BACKENDS, TOKEN, results_with, served
 from evalsuite.base_epoch import BASE_URI
 from evalsuite.client import ApiClient
 from evalsuite.dashboard.curves import series_from_curves
+from evalsuite.evaluation.materialize import model_fingerprint
+from evalsuite.evaluation.runner import EvalOptions
 from evalsuite.gate.api_source import ApiSource
 from evalsuite.gate.evidence import GateInputError
+from evalsuite.worker.job import ERROR_FILE, USER_ERROR, run_here
 
 # epoch -> (pass@1, final); the base (epoch 0) scores highest
 EPOCHS = {0.0: (0.90, False), 1.0: (0.40, False), 2.0: (0.55, True), 3.0: (0.50, False)}
@@ -70,3 +74,13 @@ def test_gate_and_compare_selectors_skip_the_base_but_name_it_at_0(api):
     with pytest.raises(GateInputError, match="only its base"):
         chosen("only-base@last")
     assert chosen("only-base@0") == 0.0
+
+
+def test_the_worker_refuses_a_base_whose_files_changed(tiny_base, tmp_path):
+    """Epoch 0 is registered with the base's fingerprint; other weights at that path fail the
+    job with the reason before any engine starts (the worker test runs the matching one)."""
+    opts = EvalOptions(base=tiny_base, adapter=None, out=tmp_path, suite="tiny", engine="hf")
+    assert run_here(opts, "0" * 64) == USER_ERROR
+    reason = (tmp_path / ERROR_FILE).read_text()
+    assert f"has fingerprint {model_fingerprint(tiny_base)}" in reason
+    assert not (tmp_path / "results.json").exists()

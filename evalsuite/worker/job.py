@@ -72,6 +72,21 @@ def verify_checkpoint(path: Path, expected_sha256: str | None) -> None:
         )
 
 
+def verify_base(base: Path, expected_sha256: str | None) -> None:
+    """The base registered as epoch 0 is identified by its fingerprint: refuse other weights
+    found at the base model's path (the scores would be stored as the run's base)."""
+    if not expected_sha256:
+        return
+    from evalsuite.evaluation.materialize import model_fingerprint
+
+    found = model_fingerprint(Path(base))
+    if found != expected_sha256:
+        raise CheckpointChanged(
+            f"the base model at {base} has fingerprint {found}, but the run's epoch 0 was "
+            f"registered with {expected_sha256}; the base's files changed after registration"
+        )
+
+
 def become_job_group() -> None:
     """Lead a new process group that dies with the worker: SIGTERM (our own, or sent when
     the worker dies) kills every process the job started."""
@@ -111,6 +126,8 @@ def run_here(opts: EvalOptions, expected_sha256: str | None, slot: EngineSlot | 
     try:
         if opts.adapter is not None:
             verify_checkpoint(Path(opts.adapter), expected_sha256)
+        else:  # the base as epoch 0 (evalsuite.base_epoch)
+            verify_base(Path(opts.base), expected_sha256)
         evaluate(opts, slot)
     except EvalsuiteError as e:
         (out / ERROR_FILE).write_text(str(e))
