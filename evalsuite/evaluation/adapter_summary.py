@@ -5,7 +5,9 @@ is its per-type summary (``results.json``'s ``adapter_analysis``), small enough 
 with the checkpoint and to plot over a run's epochs. Two rules keep it from costing a job:
 
 - only low-rank kinds are analysed (exactly, from their factors: a QR of each factor and an
-  SVD of the small core, about a second for an 8B-shaped LoRA); kinds whose update is not
+  SVD of the small core; for an 8B-shaped LoRA r=16 about 1 s on 2 idle cores after about
+  1 s to read the adapter again, bench/RESULTS.md, several times that on a busy machine,
+  still small beside the evaluation); kinds whose update is not
   low-rank (full fine-tunes, DoRA, MoRA) would need the dense update of every module, so
   they are skipped with a note that names the command that computes it;
 - an analysis that fails for any reason becomes a note: the evaluation goes on.
