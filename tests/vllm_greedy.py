@@ -1,4 +1,5 @@
-"""Greedy token ids from real vLLM, as JSON: ``python vllm_greedy.py MODEL [LORA_DIR RANK]``.
+"""Greedy token ids from real vLLM, as JSON:
+``python vllm_greedy.py MODEL [LORA_DIR RANK [MAX_TOKENS]]`` (24 tokens unless given).
 
 Prints ``TOKENS <json>`` for the model, and with a LoRA also ``LORA <json>`` for the same
 prompts through the served LoRA (one engine for both).
@@ -35,7 +36,8 @@ def main() -> None:
         kv_cache_memory_bytes=64 << 20,
         **kwargs,
     )
-    params = SamplingParams(temperature=0, max_tokens=24, seed=0)
+    max_tokens = int(sys.argv[4]) if len(sys.argv) > 4 else 24
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, seed=0)
     runs = {"TOKENS": None}
     if lora:
         runs["LORA"] = LoRARequest("adapter", 1, lora)
