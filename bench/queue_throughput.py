@@ -147,12 +147,14 @@ def main() -> None:
             )
     shutil.rmtree(work, ignore_errors=True)
 
+    # one section per base: the tiny model's and each named base's figures stand side by side
+    section = SECTION if not args.base else f"{SECTION[:-1]}, --base {args.base})"
     wall = {m: statistics.median(r["wall"] for r in rounds if r["mode"] == m) for m in MODES}
     ratio = wall["reuse"] / wall["fresh"]
     start = median_jobs(rounds, "fresh", first=False)["engine"]
     swap = median_jobs(rounds, "reuse", first=False)["engine"]
     lines = [
-        SECTION,
+        section,
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {os.cpu_count()} cores, {platform.machine()}, "
@@ -191,7 +193,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    replace_section(SECTION, text)
+    replace_section(section, text)
 
 
 if __name__ == "__main__":
