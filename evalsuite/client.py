@@ -102,6 +102,10 @@ class ApiClient:
     def get_checkpoint(self, checkpoint_id: int) -> JSON:
         return self._request("GET", f"/v1/checkpoints/{checkpoint_id}")
 
+    def mark_final(self, checkpoint_id: int) -> JSON:
+        """POST /v1/checkpoints/{id}/final: this checkpoint is its run's LAST (idempotent)."""
+        return self._request("POST", f"/v1/checkpoints/{checkpoint_id}/final")
+
     def samples(
         self,
         checkpoint_id: int,

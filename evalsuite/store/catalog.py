@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evalsuite.base_epoch import BASE_EPOCH
 from evalsuite.protocol import forgetting, paper_tables
 from evalsuite.store.errors import Conflict, NotFound
 from evalsuite.store.models import BaseModel, Checkpoint, Job, JobStatus, Run
@@ -149,4 +150,30 @@ def get_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if checkpoint is None:
         raise NotFound(f"no checkpoint with id {checkpoint_id}; list a run's with GET /v1/runs/RUN")
+    return checkpoint
+
+
+def mark_final(session: Session, checkpoint_id: int) -> Checkpoint:
+    """Make ``checkpoint_id`` its run's one final checkpoint (LAST); idempotent.
+
+    Registration dedupes on (run, sha256) and keeps the first ``final`` it was given, so a
+    training job that learns which epoch was the last only after registering it needs this.
+    Any other checkpoint of the run loses the mark: LAST is one checkpoint. The base (epoch 0)
+    is never LAST, so marking it is refused rather than silently ignored.
+    """
+    checkpoint = get_checkpoint(session, checkpoint_id)
+    if checkpoint.epoch <= BASE_EPOCH:
+        raise Conflict(
+            f"checkpoint {checkpoint_id} is run {checkpoint.run.name!r}'s base model (epoch 0), "
+            "which is never LAST; mark one of its trained checkpoints final instead"
+        )
+    others = select(Checkpoint).where(
+        Checkpoint.run_id == checkpoint.run_id,
+        Checkpoint.final.is_(True),
+        Checkpoint.id != checkpoint.id,
+    )
+    for other in session.scalars(others):
+        other.final = False
+    checkpoint.final = True
+    session.flush()
     return checkpoint

@@ -8,8 +8,15 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from evalsuite.api import convert
-from evalsuite.api.deps import ReadSession
-from evalsuite.api.schemas import INT64, CheckpointDetail, Sample, SamplePage, Score
+from evalsuite.api.deps import ReadSession, WriteSession
+from evalsuite.api.schemas import (
+    INT64,
+    Checkpoint,
+    CheckpointDetail,
+    Sample,
+    SamplePage,
+    Score,
+)
 from evalsuite.store import catalog, models
 
 router = APIRouter(tags=["checkpoints"])
@@ -32,6 +39,13 @@ def get_checkpoint(checkpoint_id: CheckpointId, session: ReadSession) -> Checkpo
         scores=[Score.model_validate(s) for s in scores],
         jobs=[convert.job(j) for j in jobs],
     )
+
+
+@router.post("/checkpoints/{checkpoint_id}/final", response_model=Checkpoint)
+def mark_final(checkpoint_id: CheckpointId, session: WriteSession) -> Checkpoint:
+    """Mark a registered checkpoint its run's final one (LAST); the run's other checkpoints
+    lose the mark. Idempotent; the base (epoch 0) is a 409."""
+    return convert.checkpoint(catalog.mark_final(session, checkpoint_id))
 
 
 @router.get("/checkpoints/{checkpoint_id}/samples", response_model=SamplePage)
