@@ -26,19 +26,12 @@ from pathlib import Path
 
 from results_md import replace_section
 
+from evalsuite.testing.shapes import LLAMA_8B_LAYERS, LLAMA_8B_MODULES
+
 BENCH_DIR = Path(__file__).resolve().parent
 SECTION_TITLE = "## adapter analysis (bench/adapter_analysis.py)"
-RANK, ALPHA, LAYERS = 16, 32, 32
+RANK, ALPHA = 16, 32
 GOAL_S = 10.0
-LLAMA8B = {
-    "self_attn.q_proj": (4096, 4096),
-    "self_attn.k_proj": (1024, 4096),
-    "self_attn.v_proj": (1024, 4096),
-    "self_attn.o_proj": (4096, 4096),
-    "mlp.gate_proj": (14336, 4096),
-    "mlp.up_proj": (14336, 4096),
-    "mlp.down_proj": (4096, 14336),
-}
 
 CHILD = """
 import json, sys, time
@@ -67,8 +60,8 @@ def write_adapter(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     tensors = {}
-    for layer in range(LAYERS):
-        for mtype, (out_f, in_f) in LLAMA8B.items():
+    for layer in range(LLAMA_8B_LAYERS):
+        for mtype, (out_f, in_f) in LLAMA_8B_MODULES.items():
             key = f"{PEFT_PREFIX}model.layers.{layer}.{mtype}"
             tensors[f"{key}.lora_A.weight"] = torch.randn(RANK, in_f, generator=g) * 0.01
             tensors[f"{key}.lora_B.weight"] = torch.randn(out_f, RANK, generator=g) * 0.01
@@ -111,8 +104,8 @@ def main() -> None:
             f"{platform.python_version()}, torch {version('torch')}",
             f"- load average at start: {load_before}; at end: {load_after} (other agents "
             "share these cores)",
-            f"- adapter: LoRA r={RANK}, Llama-3.1-8B shapes, 7 projections x {LAYERS} layers = "
-            f"{runs[0]['modules']} modules, fp32, {size_mb:.0f} MB",
+            f"- adapter: LoRA r={RANK}, Llama-3.1-8B shapes, 7 projections x "
+            f"{LLAMA_8B_LAYERS} layers = {runs[0]['modules']} modules, fp32, {size_mb:.0f} MB",
             f"- method: fresh process per run, timed after imports; best of {args.repeats}",
             "",
             "| stage | best s | each run s |",

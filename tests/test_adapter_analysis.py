@@ -23,6 +23,7 @@ from evalsuite.adapters.rasa import shared_key
 from evalsuite.adapters.safetensors_io import iter_tensors
 from evalsuite.analysis.analyze import EXTRAS, analyze, analyze_run, is_run_dir
 from evalsuite.analysis.updates import ROUTES, BaseWeights
+from evalsuite.testing.shapes import LLAMA_8B_LAYERS, LLAMA_8B_MODULES
 
 TOL = 1e-5
 
@@ -178,18 +179,6 @@ def test_every_kind_has_a_route():
     assert set(EXTRAS) <= kinds
 
 
-# Llama-3.1-8B: hidden 4096, kv 1024, intermediate 14336, 32 layers; r=16: ~168 MB of factors
-LLAMA8B = {
-    "self_attn.q_proj": (4096, 4096),
-    "self_attn.k_proj": (1024, 4096),
-    "self_attn.v_proj": (1024, 4096),
-    "self_attn.o_proj": (4096, 4096),
-    "mlp.gate_proj": (14336, 4096),
-    "mlp.up_proj": (14336, 4096),
-    "mlp.down_proj": (4096, 14336),
-}
-
-
 def _largest_allocation(fn) -> int:
     """Bytes of the largest single CPU allocation torch makes while ``fn`` runs."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -199,8 +188,8 @@ def _largest_allocation(fn) -> int:
 
 def _lora_8b(r: int, g: torch.Generator):
     tensors = {}
-    for layer in range(32):
-        for mtype, (out_f, in_f) in LLAMA8B.items():
+    for layer in range(LLAMA_8B_LAYERS):
+        for mtype, (out_f, in_f) in LLAMA_8B_MODULES.items():
             key = f"{PEFT_PREFIX}model.layers.{layer}.{mtype}"
             tensors[f"{key}.lora_A.weight"] = torch.randn(r, in_f, generator=g) * 0.01
             tensors[f"{key}.lora_B.weight"] = torch.randn(out_f, r, generator=g) * 0.01
@@ -209,15 +198,20 @@ def _lora_8b(r: int, g: torch.Generator):
 
 def _rasa_8b(r: int, g: torch.Generator, k: int = 2):
     tensors = {}
-    for mtype, (out_f, in_f) in LLAMA8B.items():
-        tensors[shared_key("A", mtype)] = torch.randn(32 * k, in_f, generator=g) * 0.01
-        tensors[shared_key("B", mtype)] = torch.randn(out_f, 32 * k, generator=g) * 0.01
-        for layer in range(32):
+    shared = LLAMA_8B_LAYERS * k
+    for mtype, (out_f, in_f) in LLAMA_8B_MODULES.items():
+        tensors[shared_key("A", mtype)] = torch.randn(shared, in_f, generator=g) * 0.01
+        tensors[shared_key("B", mtype)] = torch.randn(out_f, shared, generator=g) * 0.01
+        for layer in range(LLAMA_8B_LAYERS):
             key = f"{PEFT_PREFIX}model.layers.{layer}.{mtype}"
             tensors[f"{key}.rasa_A.weight"] = torch.randn(r - k, in_f, generator=g) * 0.01
             tensors[f"{key}.rasa_B.weight"] = torch.randn(out_f, r - k, generator=g) * 0.01
-            tensors[f"{key}.rasa_mixing.weight"] = torch.rand(r - k + 32 * k, generator=g) + 0.5
-    return {"peft_type": "RASA", "r": r, "rasa_k": k, "rasa_alpha": 32}, tensors, r - k + 32 * k
+            tensors[f"{key}.rasa_mixing.weight"] = torch.rand(r - k + shared, generator=g) + 0.5
+    return (
+        {"peft_type": "RASA", "r": r, "rasa_k": k, "rasa_alpha": 32},
+        tensors,
+        r - k + LLAMA_8B_LAYERS * k,
+    )
 
 
 @pytest.mark.parametrize("build", [_lora_8b, _rasa_8b], ids=["lora", "rasa"])

@@ -13,18 +13,7 @@ import torch
 from evalsuite.adapters import adapter_from_state, load
 from evalsuite.adapters.base import PEFT_PREFIX
 from evalsuite.adapters.rasa import shared_key
-
-# Llama-3.1-8B: hidden 4096, kv 1024 (8 heads of 128), intermediate 14336, 32 layers.
-LLAMA8B = {
-    "self_attn.q_proj": (4096, 4096),
-    "self_attn.k_proj": (1024, 4096),
-    "self_attn.v_proj": (1024, 4096),
-    "self_attn.o_proj": (4096, 4096),
-    "mlp.gate_proj": (14336, 4096),
-    "mlp.up_proj": (14336, 4096),
-    "mlp.down_proj": (4096, 14336),
-}
-L8B = 32
+from evalsuite.testing.shapes import LLAMA_8B_LAYERS, LLAMA_8B_MODULES
 
 
 def _meta(*shape):
@@ -33,8 +22,8 @@ def _meta(*shape):
 
 def _lora_8b(r):
     tensors = {}
-    for layer in range(L8B):
-        for mtype, (out_f, in_f) in LLAMA8B.items():
+    for layer in range(LLAMA_8B_LAYERS):
+        for mtype, (out_f, in_f) in LLAMA_8B_MODULES.items():
             key = f"{PEFT_PREFIX}model.layers.{layer}.{mtype}"
             tensors[f"{key}.lora_A.weight"] = _meta(r, in_f)
             tensors[f"{key}.lora_B.weight"] = _meta(out_f, r)
@@ -43,14 +32,14 @@ def _lora_8b(r):
 
 def _rasa_8b(r, k):
     tensors = {}
-    for mtype, (out_f, in_f) in LLAMA8B.items():
-        tensors[shared_key("A", mtype)] = _meta(L8B * k, in_f)
-        tensors[shared_key("B", mtype)] = _meta(out_f, L8B * k)
-        for layer in range(L8B):
+    for mtype, (out_f, in_f) in LLAMA_8B_MODULES.items():
+        tensors[shared_key("A", mtype)] = _meta(LLAMA_8B_LAYERS * k, in_f)
+        tensors[shared_key("B", mtype)] = _meta(out_f, LLAMA_8B_LAYERS * k)
+        for layer in range(LLAMA_8B_LAYERS):
             key = f"{PEFT_PREFIX}model.layers.{layer}.{mtype}"
             tensors[f"{key}.rasa_A.weight"] = _meta(r - k, in_f)
             tensors[f"{key}.rasa_B.weight"] = _meta(out_f, r - k)
-            tensors[f"{key}.rasa_mixing.weight"] = _meta(r - k + L8B * k)
+            tensors[f"{key}.rasa_mixing.weight"] = _meta(r - k + LLAMA_8B_LAYERS * k)
     config = {"peft_type": "RASA", "r": r, "rasa_k": k, "rasa_alpha": 32}
     return adapter_from_state(config, tensors)
 

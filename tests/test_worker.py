@@ -94,6 +94,22 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def _direct(base: Path, adapter: Path | None, out: Path) -> tuple[dict, dict]:
+    """The same checkpoint evaluated directly (no service): its results and its metrics."""
+    direct = evaluate(
+        EvalOptions(
+            base=base, adapter=adapter, out=out, suite="tiny", engine="hf",
+            task_dirs=[EXAMPLE_TASKS], progress=False,
+        )
+    )  # fmt: skip
+    expected = {
+        (task, metric): m["value"]
+        for task, entry in direct["tasks"].items()
+        for metric, m in entry["metrics"].items()
+    }
+    return direct, expected
+
+
 def _scores(client: ApiClient, checkpoint_id: int) -> dict[tuple[str, str], float]:
     rows = client.get_checkpoint(checkpoint_id)["scores"]
     counts = Counter((s["task"], s["metric"]) for s in rows)
@@ -120,17 +136,7 @@ def test_submitted_checkpoint_is_scored_like_a_direct_evaluation(
     client = ApiClient(service.url)
     job = client.get_job(answer["jobs"][0]["id"])
     assert job["status"] == "FINISHED" and job["attempts"] == 1
-    direct = evaluate(
-        EvalOptions(
-            base=tiny_base, adapter=ckpt, out=tmp_path / "direct", suite="tiny", engine="hf",
-            task_dirs=[EXAMPLE_TASKS], progress=False,
-        )
-    )  # fmt: skip
-    expected = {
-        (task, metric): m["value"]
-        for task, entry in direct["tasks"].items()
-        for metric, m in entry["metrics"].items()
-    }
+    direct, expected = _direct(tiny_base, ckpt, tmp_path / "direct")
     assert _scores(client, answer["checkpoint"]["id"]) == pytest.approx(expected)
     # the adapter analysis, stored with the checkpoint: the direct run's, and per module type
     # what 'evalsuite adapter analyze' computes from the checkpoint's files
@@ -165,17 +171,7 @@ def test_the_base_as_epoch_0_is_evaluated_with_no_adapter(service, runs, tiny_ba
     worker = _worker(service, tmp_path / "jobs", "--once")
     out, _ = worker.communicate(timeout=900)
     assert worker.returncode == 0 and "3 job(s) finished" in out, out
-    direct = evaluate(
-        EvalOptions(
-            base=tiny_base, adapter=None, out=tmp_path / "direct", suite="tiny", engine="hf",
-            task_dirs=[EXAMPLE_TASKS], progress=False,
-        )
-    )  # fmt: skip
-    expected = {
-        (task, metric): m["value"]
-        for task, entry in direct["tasks"].items()
-        for metric, m in entry["metrics"].items()
-    }
+    _, expected = _direct(tiny_base, None, tmp_path / "direct")
     client = ApiClient(service.url)
     assert _scores(client, base["id"]) == pytest.approx(expected)
     stored = client.get_checkpoint(base["id"])

@@ -160,7 +160,7 @@ class EngineProcess(Engine):
             )
             raise EngineError(
                 f"{self.failure}; results received so far are kept and the next job starts a "
-                "fresh engine"
+                "fresh engine (if the engine is only slow, give the worker a longer --lease)"
             )
         try:
             return self._conn.recv()

@@ -5,27 +5,34 @@ is its per-type summary (``results.json``'s ``adapter_analysis``), small enough 
 with the checkpoint and to plot over a run's epochs. Two rules keep it from costing a job:
 
 - only low-rank kinds are analysed (exactly, from their factors: a QR of each factor and an
-  SVD of the small core; for an 8B-shaped LoRA r=16 about 1 s on 2 idle cores after about
-  1 s to read the adapter again, bench/RESULTS.md, several times that on a busy machine,
-  still small beside the evaluation); kinds whose update is not
-  low-rank (full fine-tunes, DoRA, MoRA) would need the dense update of every module, so
-  they are skipped with a note that names the command that computes it;
+  SVD of the small core; for an 8B-shaped LoRA r=16 about 1 s on 2 idle cores, several times
+  that on a busy machine, bench/RESULTS.md; still small beside the evaluation; the runner
+  hands over the checkpoint materialize loaded, so it is not read again); kinds whose update
+  is not low-rank (full fine-tunes, DoRA, MoRA) would need the dense update of every module,
+  so they are skipped with a note that names the command that computes it;
 - an analysis that fails for any reason becomes a note: the evaluation goes on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalsuite.results_schema import AdapterAnalysis, ModuleTypeSummary
+
+if TYPE_CHECKING:
+    from evalsuite.adapters import Adapter, FullCheckpoint
 
 # the per-type numbers kept from the analysis report's ``by_type``
 SUMMARY_FIELDS = tuple(ModuleTypeSummary.model_fields)
 
 
-def summarize(adapter_dir: Path | None, base_dir: Path) -> AdapterAnalysis | None:
-    """The summary of the checkpoint at ``adapter_dir`` (None for the base: no update)."""
-    if adapter_dir is None:
+def summarize(
+    checkpoint: Path | Adapter | FullCheckpoint | None, base_dir: Path
+) -> AdapterAnalysis | None:
+    """The summary of a checkpoint (None for the base: no update). The runner passes the
+    checkpoint materialize already loaded, so an 8B adapter is not read a second time."""
+    if checkpoint is None:
         return None
     kind = "unknown"
     try:
@@ -33,7 +40,8 @@ def summarize(adapter_dir: Path | None, base_dir: Path) -> AdapterAnalysis | Non
         from evalsuite.analysis.analyze import analyze
         from evalsuite.analysis.updates import route_of
 
-        ckpt = load(adapter_dir)
+        ckpt = load(checkpoint) if isinstance(checkpoint, Path) else checkpoint
+        adapter_dir = ckpt.path
         kind = ckpt.kind
         route = route_of(ckpt)
         if not route.from_factors:

@@ -53,6 +53,8 @@ class Materialized:
     lora_dir: Path | None = None
     lora_name: str | None = None
     lora_rank: int | None = None
+    # the checkpoint as read (for the adapter analysis, so it is not read twice); not recorded
+    loaded: Adapter | FullCheckpoint | None = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -102,7 +104,9 @@ def materialize(
     record = _checkpoint_record(ckpt, sha)
     if isinstance(ckpt, FullCheckpoint):
         out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else _model_dtype(ckpt.path)
-        return Materialized("full", ckpt.path, out_dtype, f"full:{sha}:{out_dtype}", record)
+        return Materialized(
+            "full", ckpt.path, out_dtype, f"full:{sha}:{out_dtype}", record, loaded=ckpt
+        )
     check_against_base(ckpt, base_dir)
     out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else _model_dtype(base_dir)
     if mode == "lora":
@@ -126,6 +130,7 @@ def materialize(
             lora_dir=lora_dir,
             lora_name=f"{ckpt.kind}-{sha[:12]}",
             lora_rank=info["rank"],
+            loaded=ckpt,
         )
     key = hashlib.sha256(f"{sha}:{base_fp}:{out_dtype}".encode()).hexdigest()[:24]
     merged_dir = cache_root() / "merged" / key
@@ -136,7 +141,7 @@ def materialize(
             "merge_info.json",
         )
     return Materialized(
-        "merged", merged_dir, out_dtype, f"merged:{sha}:{base_fp}:{out_dtype}", record
+        "merged", merged_dir, out_dtype, f"merged:{sha}:{base_fp}:{out_dtype}", record, loaded=ckpt
     )
 
 

@@ -152,7 +152,8 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     mat = materialize(opts.base, opts.adapter, opts.materialize, opts.dtype)
     materialize_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    analysis = summarize(opts.adapter, Path(opts.base))  # a note, never an exception
+    analysis = summarize(mat.loaded, Path(opts.base))  # a note, never an exception
+    mat.loaded = None  # the engine holds the weights from here; let the tensors go
     analysis_s = time.perf_counter() - t0
     engine_spec = EngineSpec(
         kind=engine_kind,
@@ -174,7 +175,6 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     identity = [mat.identity, mat.mode, engine_kind, engine_version]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    own_slot = slot is None
     engine = _LazyEngine(engine_spec, slot or EngineSlot(keep=False, stall_s=opts.stall_s))
     task_results: dict[str, TaskResult] = {}
     try:
@@ -188,10 +188,7 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
                     _write_jsonl(out / f"samples_{task.spec.name}.{name}.jsonl", rows)
                 task_results[task.spec.name] = _task_result(task, scored, opts.limit)
     finally:
-        if own_slot:
-            engine.slot.close()
-        else:
-            engine.slot.release()
+        engine.slot.release()  # a slot made here has keep=False: its engine goes now
     results = ResultsFile(
         partial=any(r.partial for r in task_results.values()),
         created=datetime.now(UTC).replace(microsecond=0),
