@@ -6,7 +6,9 @@
   why the others are not (the count and the categories are printed and pinned);
 * paper mode against an independent route through lm-eval 0.4.13's ``normalize_final_answer``
   and ``is_equiv`` on > 1000 (response, gold) pairs built from the data: the only
-  differences are lm-eval's identical-string shortcut, shown explicitly.
+  differences are lm-eval's identical-string shortcut, shown explicitly;
+* the nonzero probe that lets paper mode skip ``simplify`` fires only where ``simplify``
+  itself says "not equal" (labelled pairs of data/math_equiv and the MATH variants).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from pathlib import Path
 import pytest
 
 from evalsuite.scoring import grade_math
-from evalsuite.scoring.math.equiv_paper import paper_equiv, parse_latex_exact
+from evalsuite.scoring.math.equiv_paper import nonzero_at_a_point, paper_equiv, parse_latex_exact
 from evalsuite.scoring.math.extract import last_boxed_content
 from evalsuite.scoring.math.normalize import normalize_final_answer
 from evalsuite.testing.math_variants import GARBAGE_RESPONSES, response, rewrites, wrong_answers
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MATH_TEST = DATA / "math" / "test.jsonl"
+EQUIV_PAIRS = DATA / "math_equiv" / "math_equiv_pairs.jsonl"
 needs_math = pytest.mark.skipif(
     not MATH_TEST.is_file(), reason=f"MATH test set not found at {MATH_TEST} (shared data absent)"
 )
@@ -240,3 +243,44 @@ def test_paper_mode_equals_lm_eval_route_but_for_two_known_differences(golds, mi
     assert agree > 0.9 * len(pairs)
     assert sum(bool(s.paper) for s in report.samples) > 300  # a real mix of verdicts
     assert sum(not s.paper for s in report.samples) > 300
+
+
+@needs_math
+@pytest.mark.skipif(not EQUIV_PAIRS.is_file(), reason=f"labelled pairs not found at {EQUIV_PAIRS}")
+def test_nonzero_probe_never_overrules_simplify(golds):
+    """Where the probe skips ``simplify`` (verdict False), ``simplify(a - b) == 0`` is False too.
+
+    On the labelled pairs and on the gold, two rewrites and two wrong answers of every 10th
+    MATH problem; ``simplify`` runs on every pair here, so a probe that fired on an equal
+    pair would fail the test. The probe must also fire often, or it saves nothing.
+    """
+    import sympy
+
+    rows = [json.loads(line) for line in EQUIV_PAIRS.read_text().splitlines()]
+    texts = [(r["given_answer"], r["ground_truth_answer"]) for r in rows]
+    for i in range(0, len(golds), 10):
+        gold = golds[i]
+        variants = [
+            gold,
+            *rewrites(gold)[:2],
+            *wrong_answers(gold, golds[(i + 3) % len(golds)])[:2],
+        ]
+        texts += [(v, gold) for v in variants]
+    fired = equal = 0
+    for given, truth in texts:
+        try:
+            diff = parse_latex_exact(normalize_final_answer(given)) - parse_latex_exact(
+                normalize_final_answer(truth)
+            )
+        except Exception:
+            continue
+        probe = nonzero_at_a_point(diff)
+        try:
+            same = bool(sympy.simplify(diff) == 0)
+        except Exception:
+            same = False
+        assert not (probe and same), (given, truth, diff)
+        fired += probe
+        equal += same
+    print(f"\nnonzero probe: {len(texts)} pairs, fired on {fired}, simplify said equal on {equal}")
+    assert fired > 300 and equal > 300
