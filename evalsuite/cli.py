@@ -99,6 +99,16 @@ def _mount_worker_commands() -> None:
 _mount_worker_commands()
 
 
+def _mount_integrations_commands() -> None:
+    """``evalsuite watch`` and ``evalsuite export``: from the training run to the trackers."""
+    from evalsuite.integrations.cli import register
+
+    register(app)
+
+
+_mount_integrations_commands()
+
+
 def _mount_demo_command() -> None:
     """``evalsuite demo``: the whole flow on embedded defaults (the README's first command)."""
     from evalsuite.demo.run import register

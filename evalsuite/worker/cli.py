@@ -77,6 +77,14 @@ def register(app: typer.Typer) -> None:
                 "CUDA_VISIBLE_DEVICES, one worker per GPU group."
             ),
         ] = 1,
+        track: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Also log each finished job's metrics to mlflow or wandb (repeatable; "
+                "their own settings: MLFLOW_TRACKING_URI, WANDB_PROJECT, WANDB_MODE, ...; "
+                "pip install 'evalsuite[trackers]')."
+            ),
+        ] = None,
     ) -> None:
         """Claim jobs from the service, evaluate each checkpoint, upload the results."""
         from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
@@ -93,6 +101,7 @@ def register(app: typer.Typer) -> None:
             poll_s=poll,
             reuse_engine=reuse_engine,
             tensor_parallel_size=tensor_parallel_size,
+            trackers=list(track or []),
         )
         run_worker(*_service(api, token), settings, once=once, max_jobs=max_jobs, log=_log)
 

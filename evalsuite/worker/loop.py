@@ -31,6 +31,7 @@ from evalsuite.client import ApiClient, ApiError
 from evalsuite.errors import EvalsuiteError
 from evalsuite.evaluation.options import JobOptions
 from evalsuite.evaluation.runner import EvalOptions
+from evalsuite.integrations.trackers import JobTracking
 from evalsuite.results_schema import problems
 from evalsuite.worker.host import HostedJob, JobHost
 from evalsuite.worker.job import JobOutcome, JobProcess
@@ -59,6 +60,7 @@ class WorkerSettings:
     upload_tries: int = 8
     reuse_engine: bool = True
     tensor_parallel_size: int = 1
+    trackers: list[str] = field(default_factory=list)  # mlflow, wandb: each finished job's scores
 
 
 def default_worker_id() -> str:
@@ -125,6 +127,7 @@ class Worker:
         self.log = log
         self.stopping = threading.Event()
         self.host = JobHost(stall_s=settings.lease_s) if settings.reuse_engine else None
+        self.tracking = JobTracking(client, settings.trackers, log) if settings.trackers else None
 
     def request_stop(self, signum: int | None = None, frame: object = None) -> None:
         """SIGTERM/SIGINT: stop the current job, hand it back, claim nothing more."""
@@ -182,7 +185,11 @@ class Worker:
         outcome = job.outcome()
         if not outcome.ok:
             return self._report_failure(job_id, outcome.error or "unknown failure")
-        return self._upload(job_id, outcome)
+        accepted = self._upload(job_id, outcome)
+        if accepted and self.tracking is not None:
+            assert outcome.results is not None
+            self.tracking.log(claim, outcome.results)
+        return accepted
 
     def _watch(self, job_id: int, job: JobProcess | HostedJob) -> bool:
         """Heartbeat while the job runs; False if it was stopped (lease lost or SIGTERM).

@@ -58,10 +58,14 @@ def submit_checkpoint(
     suites: list[str] | None = None,
     options: dict[str, Any] | None = None,
     new_run: RunFields | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Register ``path`` under ``run`` (creating the run from ``new_run`` if needed)."""
+    """Register ``path`` under ``run`` (creating the run from ``new_run`` if needed).
+
+    ``facts`` are ``checkpoint_facts(path)`` read earlier (a training callback hashes the
+    checkpoint once, when it is saved, and may send it much later)."""
     path = Path(path).resolve()
-    facts = checkpoint_facts(path)
+    facts = checkpoint_facts(path) if facts is None else facts
     epoch = facts.get("epoch") if epoch is None else epoch
     if epoch is None:
         raise SubmitError(
