@@ -176,8 +176,10 @@ def test_refused_token_stops_uploads_once_training_goes_on(server, tiny_base, tm
     with caplog.at_level(logging.INFO, logger="evalsuite.integrations"):
         train(tiny_base, out, [cb], save_total_limit=5)
     assert len(expected(out)) == EPOCHS  # training finished every epoch
-    refused = [r for r in caplog.records if "refused the token" in r.getMessage()]
+    mine = [r for r in caplog.records if r.name == "evalsuite.integrations"]
+    refused = [r for r in mine if "refused the token" in r.getMessage()]
     assert len(refused) == 1 and "401" in refused[0].getMessage()
+    assert [r for r in mine if r.levelno >= logging.ERROR] == refused  # the one error line
     limit_warnings = [r for r in caplog.records if "save_total_limit" in r.getMessage()]
     assert len(limit_warnings) == 1
     with pytest.raises(ApiError):

@@ -155,7 +155,7 @@ class Sender:
                     break
                 self._cond.wait(min(left, 0.5))
             left_over = list(self._pending)
-        if left_over:
+        if left_over and self.refused is None:  # a refused token was said once already
             log.warning(
                 "%d checkpoint(s) not registered yet; they stay in %s and are sent by the next "
                 "start of this training or by 'evalsuite watch %s --run %s'",
