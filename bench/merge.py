@@ -15,8 +15,10 @@ after its imports, so it measures the merge, not Python's start-up; the process 
 reported beside it. The page cache cannot be dropped without root, so the base is read once
 before any timing and every route sees it warm; ``sync`` runs between runs so one run's
 write-back does not land in the next one's timing. Each route runs ``--repeats`` times (2):
-best wall time, largest peak RSS. Every run's time is recorded too: on a VM the first run
-of a route is often much slower (memory the host has taken back must be faulted in again).
+best wall time, largest peak RSS. Routes alternate (one run of each per round), so a change
+in the machine's load hits all of them; every run's wall time, CPU time (user+sys of the
+child after its imports, all threads, kernel-side copying included) and the 1-minute load
+average before it are recorded, since on a shared machine wall time follows the load.
 
 Goals (printed as PASS/MISS, never asserted, since timings depend on the machine):
 PEFT time / evalsuite time >= 2, evalsuite RSS / PEFT RSS <= 0.25, evalsuite time / copy
@@ -98,11 +100,14 @@ class Route:
 
 @dataclass(frozen=True)
 class Timing:
-    """One run (or the best of several): merge wall time, process wall time, peak RSS."""
+    """One run (or the best of several): merge wall and CPU time, process wall time, peak
+    RSS, and the load average before the run."""
 
     wall_s: float
     process_s: float
     rss_mb: float
+    cpu_s: float = 0.0
+    load: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class RouteResult:
             min(t.wall_s for t in self.runs),
             min(t.process_s for t in self.runs),
             max(t.rss_mb for t in self.runs),
+            min(t.cpu_s for t in self.runs),
         )
 
 
@@ -305,10 +311,10 @@ def peak_rss_mb() -> float:
 def child_main(mode: str, base: Path, adapter: Path | None, out: Path) -> None:
     """Run one route once and print its wall time and peak RSS as one JSON line."""
     run = MODES[mode](base, adapter, out)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     run()
-    wall = time.perf_counter() - started
-    print(json.dumps({"wall_s": wall, "rss_mb": peak_rss_mb()}))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "rss_mb": peak_rss_mb()}))
 
 
 # -- the parent side: repeat, tabulate, record -------------------------------------------
@@ -323,23 +329,28 @@ def run_once(route: Route, base: Path, out: Path) -> Timing:
     if route.adapter is not None:
         cmd += ["--adapter", str(route.adapter)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     process_s = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"route {route.label!r} failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Timing(result["wall_s"], process_s, result["rss_mb"])
+    return Timing(result["wall_s"], process_s, result["rss_mb"], result["cpu_s"], load)
 
 
-def measure(route: Route, base: Path, out: Path, repeats: int) -> RouteResult:
-    """``repeats`` fresh runs of ``route``, each printed as it finishes."""
-    runs = []
+def measure(
+    routes: list[Route], base: Path, out_root: Path, repeats: int
+) -> dict[str, RouteResult]:
+    """``repeats`` rounds of one fresh run per route, alternating, each printed as it ends."""
+    runs: dict[str, list[Timing]] = {r.label: [] for r in routes}
     for i in range(1, repeats + 1):
-        t = run_once(route, base, out)
-        print(f"  {route.label:<15} run {i}: {t.wall_s:6.1f} s, {t.rss_mb:7.0f} MB", flush=True)
-        runs.append(t)
-    return RouteResult(runs)
+        for route in routes:
+            t = run_once(route, base, out_root / route.label.replace(" ", "-"))
+            print(f"  round {i} {route.label:<15} {t.wall_s:6.1f} s wall, {t.cpu_s:6.1f} s CPU, "
+                  f"{t.rss_mb:7.0f} MB, load {t.load:.1f}", flush=True)  # fmt: skip
+            runs[route.label].append(t)
+    return {label: RouteResult(ts) for label, ts in runs.items()}
 
 
 def timing_table(results: dict[str, RouteResult]) -> str:
@@ -348,13 +359,19 @@ def timing_table(results: dict[str, RouteResult]) -> str:
     Every run's wall time is listed: on a VM the spread between runs can be large.
     """
     lines = [
-        "| route | wall s (best) | wall s (each run) | process s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
+        "| route | wall s (best) | wall s (each round) | CPU s (least) | CPU s (each round) | "
+        "load before each | process s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, result in results.items():
         t = result.best
         each = ", ".join(f"{r.wall_s:.1f}" for r in result.runs)
-        lines.append(f"| {label} | {t.wall_s:.1f} | {each} | {t.process_s:.1f} | {t.rss_mb:.0f} |")
+        each_cpu = ", ".join(f"{r.cpu_s:.1f}" for r in result.runs)
+        loads = ", ".join(f"{r.load:.1f}" for r in result.runs)
+        lines.append(
+            f"| {label} | {t.wall_s:.1f} | {each} | {t.cpu_s:.1f} | {each_cpu} | {loads} | "
+            f"{t.process_s:.1f} | {t.rss_mb:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -366,6 +383,8 @@ def goal_table(results: dict[str, RouteResult]) -> str:
         ("PEFT time / evalsuite time", lambda t: peft.wall_s / t.wall_s, ">=", MIN_SPEEDUP),
         ("evalsuite RSS / PEFT RSS", lambda t: t.rss_mb / peft.rss_mb, "<=", MAX_RSS_RATIO),
         ("evalsuite time / copy time", lambda t: t.wall_s / copy.wall_s, "<=", MAX_COPY_RATIO),
+        ("PEFT CPU / evalsuite CPU", lambda t: peft.cpu_s / t.cpu_s, ">=", MIN_SPEEDUP),
+        ("evalsuite CPU / copy CPU", lambda t: t.cpu_s / copy.cpu_s, "<=", MAX_COPY_RATIO),
     ]
     routes = [label for label in timings if label.startswith("evalsuite")]
     lines = [
@@ -416,10 +435,12 @@ def section(body: dict[str, str], repeats: int) -> str:
         f"- base: {body['base']}\n"
         f"- adapters: LoRA r={LORA_RANK} alpha={LORA_ALPHA}, RaSA r={RASA_RANK} k={RASA_K}, "
         "all 7 projections of every layer, bf16\n"
-        f"- method: each run a fresh process, best of {repeats} wall times (timed after "
-        "imports), largest peak RSS (VmHWM, imports included); page cache warmed by one "
-        "read of the base before timing (it cannot be dropped without root), sync between "
-        "runs\n\n"
+        f"- method: each run a fresh process, {repeats} alternating rounds; best wall time and "
+        "least CPU time (timed after imports), largest peak RSS (VmHWM, imports included); "
+        "page cache warmed by one read of the base before timing (it cannot be dropped "
+        "without root), sync between runs; load = 1-minute load average before each run\n"
+        f"- merge threads: {body['threads']} (one per core), torch intra-op threads held at 1 "
+        "during the merge\n\n"
         f"{body['timings']}\n\n"
         f"{body['goals']}\n\n"
         f"Command: `{body['command']}`\n"
@@ -446,10 +467,7 @@ def bench_main(args: argparse.Namespace) -> None:
         Route("copy shards", "copy", None),
     ]
     out_root = workdir / "out"
-    results = {
-        r.label: measure(r, base, out_root / r.label.replace(" ", "-"), args.repeats)
-        for r in routes
-    }
+    results = measure(routes, base, out_root, args.repeats)
     if not args.keep:
         shutil.rmtree(out_root, ignore_errors=True)
     body = {
@@ -459,6 +477,7 @@ def bench_main(args: argparse.Namespace) -> None:
         "timings": timing_table(results),
         "goals": goal_table(results),
         "command": shlex.join(["python", "bench/merge.py", *sys.argv[1:]]),
+        "threads": str(len(os.sched_getaffinity(0))),
     }
     print(f"\n{body['timings']}\n\n{body['goals']}")
     write_results(section(body, args.repeats))

@@ -43,6 +43,32 @@ def test_bf16_adapter_is_merged_in_fp32(lora_checkpoint, tiny_base, tmp_path):
     assert torch.equal(merged[f"{name}.weight"], expected)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_row_blocks_and_threads_give_the_whole_tensor_result(
+    threads, lora_checkpoint, tiny_base, tmp_path, monkeypatch
+):
+    """Blocks of a few rows, written in place by several threads, in bf16: bitwise one cast
+    of base + (B @ A) * s computed here on whole tensors (blocks must neither overlap nor
+    leave a gap, and each element gets the whole-tensor arithmetic)."""
+    import evalsuite.adapters.merge  # noqa: F401  (the package re-exports merge, the function)
+
+    module = sys.modules["evalsuite.adapters.merge"]
+    monkeypatch.setattr(module, "ROW_BLOCK_BYTES", 3 * 4 * 64)  # 3 rows of 64 fp32 inputs
+    monkeypatch.setattr(module, "merge_threads", lambda: threads)
+    adapter = load(lora_checkpoint)
+    out = merge(tiny_base, lora_checkpoint, tmp_path / "m", dtype="bfloat16")
+    merged = load_file(out / "model.safetensors")
+    base = load_file(tiny_base / "model.safetensors")
+    sd = load_file(lora_checkpoint / "adapter_model.safetensors")
+    for name in adapter.modules:
+        a = sd[f"base_model.model.{name}.lora_A.weight"].float()
+        b = sd[f"base_model.model.{name}.lora_B.weight"].float()
+        w = base[f"{name}.weight"].float()
+        assert w.shape[0] > 3 * threads, "the tensor must span several blocks per thread"
+        expected = (w + (b @ a) * adapter.scaling).to(torch.bfloat16)
+        assert torch.equal(merged[f"{name}.weight"], expected), name
+
+
 def test_untouched_tensors_are_byte_identical(peft_checkpoint, tiny_base, tmp_path):
     out = merge(tiny_base, peft_checkpoint("lora"), tmp_path / "m")
     merged, base = load_file(out / "model.safetensors"), load_file(tiny_base / "model.safetensors")

@@ -71,6 +71,7 @@ class RasaAdapter(Adapter):
             check_shape(sb_key, sb, (b.shape[0], n_layers * k), self.source, why + ", [out, L*k]")
             self._parts[module] = (a, b, d, sa, sb)
         self._shared = shared
+        self._pool_fp32: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def modules(self):
@@ -106,10 +107,20 @@ class RasaAdapter(Adapter):
         own = self.config["r"] - self.k
         return d[:own], d[own:]
 
+    def _shared_fp32(self, module: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The module type's shared pool (A_S, B_S) in fp32, converted once per type: every
+        layer uses the same pool, only its diagonal D differs (so D is folded per layer)."""
+        mtype = module_type(module)
+        if mtype not in self._pool_fp32:
+            _, _, _, sa, sb = self._parts[module]
+            self._pool_fp32[mtype] = (sa.float(), sb.float())
+        return self._pool_fp32[mtype]
+
     def _factors(self, module):
-        a, b, d, sa, sb = self._parts[module]
-        full_a = d.float().unsqueeze(1) * torch.cat([a.float(), sa.float()], 0)
-        full_b = torch.cat([b.float(), sb.float()], 1)
+        a, b, d, _, _ = self._parts[module]
+        sa, sb = self._shared_fp32(module)
+        full_a = d.float().unsqueeze(1) * torch.cat([a.float(), sa], 0)
+        full_b = torch.cat([b.float(), sb], 1)
         return full_a, full_b
 
     def low_rank(self, module, base_shape):

@@ -166,6 +166,16 @@ class StreamingWriter:
         if t.numel():
             self._f.write(memoryview(t.view(torch.uint8).numpy()).cast("B"))
 
+    def place(self, name: str) -> tuple[int, int]:
+        """(file descriptor, absolute offset) where the caller writes tensor ``name`` itself,
+        with ``pwrite_all``, in any order and from any thread; the writer moves past it.
+        Every byte must be written before the writer is closed."""
+        spec = self._expect(name)
+        self._f.flush()
+        start = self._f.tell()
+        self._f.seek(start + spec.nbytes)
+        return self._f.fileno(), start
+
     def copy_raw(self, name: str, src, entry: TensorEntry) -> None:
         """Copy a tensor's bytes unchanged from an open source file (kernel-side when possible)."""
         self._expect(name)
@@ -201,6 +211,13 @@ class StreamingWriter:
             self.close()
         else:
             self._f.close()
+
+
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """``os.pwrite`` until every byte of ``data`` is at ``offset`` (it may write fewer)."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
 
 
 def save_tensors(
