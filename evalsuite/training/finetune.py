@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,12 +63,10 @@ def finetune(
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
     run_dir = Path(run_dir)
-    record = {"settings": asdict(settings), "base": str(Path(base).resolve())}
-    record["examples"] = len(examples)
-    record["examples_sha256"] = _examples_hash(examples)
-    done = run_dir / DONE_FILE
-    if done.is_file() and json.loads(done.read_text()).get("record") == record:
+    record = _record(base, examples, settings)
+    if finished(run_dir, base, examples, settings) is not None:
         return checkpoints(run_dir)
+    started = time.monotonic()
     if run_dir.exists():
         shutil.rmtree(run_dir)  # half-trained or trained otherwise: start again
     torch.manual_seed(settings.seed)
@@ -96,7 +95,7 @@ def finetune(
         per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=max(1, round(0.1 * steps)),
+        warmup_steps=round(0.1 * steps),  # none in a run of a few steps: its first would be lost
         weight_decay=0.0,
         save_strategy="epoch",
         save_only_model=True,  # adapters only: no optimizer state per epoch
@@ -120,8 +119,29 @@ def finetune(
     found = checkpoints(run_dir)
     if len(found) != settings.epochs:
         raise RuntimeError(f"{run_dir}: expected {settings.epochs} checkpoints, found {found}")
-    done.write_text(json.dumps({"record": record}, indent=2) + "\n")
+    done = {"record": record, "train_s": round(time.monotonic() - started, 1)}
+    (run_dir / DONE_FILE).write_text(json.dumps(done, indent=2) + "\n")
     return found
+
+
+def finished(
+    run_dir: Path, base: Path, examples: Sequence[tuple[str, str]], settings: TrainSettings
+) -> dict[str, Any] | None:
+    """The done record of a run trained to the end with these settings, else None."""
+    done = Path(run_dir) / DONE_FILE
+    if not done.is_file():
+        return None
+    found = json.loads(done.read_text())
+    return found if found.get("record") == _record(base, examples, settings) else None
+
+
+def _record(base: Path, examples: Sequence[tuple[str, str]], settings: TrainSettings) -> dict:
+    return {
+        "settings": asdict(settings),
+        "base": str(Path(base).resolve()),
+        "examples": len(examples),
+        "examples_sha256": _examples_hash(examples),
+    }
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
