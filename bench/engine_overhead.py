@@ -426,9 +426,9 @@ def load_line() -> str:
 def timing_table(runs: list[RouteRun]) -> str:
     """Every timed generation, in the order it ran."""
     lines = [
-        "| run | engine start s | generate s | stage s | CPU s (parent) | output tokens "
-        "| tokens/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | load before | engine start s | generate s | stage s | CPU s (parent) "
+        "| output tokens | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         start = f"{r.start_s:.1f}" if r.start_s is not None else "-"
@@ -436,8 +436,9 @@ def timing_table(runs: list[RouteRun]) -> str:
         cpu = f"{r.extra['cpu_s']:.1f}"
         if "parent_cpu_s" in r.extra:
             cpu += f" ({r.extra['parent_cpu_s']:.1f})"
+        load = f"{r.extra['load']:.1f}" if "load" in r.extra else "-"
         lines.append(
-            f"| {r.label} | {start} | {r.seconds:.1f} | {stage} | {cpu} | {r.tokens} | "
+            f"| {r.label} | {load} | {start} | {r.seconds:.1f} | {stage} | {cpu} | {r.tokens} | "
             f"{r.tokens_per_s:.0f} |"
         )
     return "\n".join(lines)
@@ -500,22 +501,74 @@ def overhead_rounds(
     rounds: int,
     env: dict[str, str],
 ) -> Rounds:
-    """Anchor, in-process loop and evalsuite's stage alternated, printed as they finish."""
+    """Anchor, in-process loop and evalsuite's stage alternated, printed as they finish.
+
+    The two in-process routes share one engine, so which runs first swaps every round: the
+    second run on an engine inherits the first one's allocator and cache state.
+    """
     out = Rounds()
     for k in range(1, rounds + 1):
-        label = f"anchor {k} (LLM.generate)"
-        out.anchor.append(run_anchor(engine.llm, workload, rng_state, label))
-        show(out.anchor[-1])
-        label = f"in-process {k} (VllmEngine.generate)"
-        out.inproc.append(run_inprocess(engine, workload, rng_state, label))
-        show(out.inproc[-1])
+        firsts = ("anchor", "in-process") if k % 2 else ("in-process", "anchor")
+        for route in firsts:
+            load = os.getloadavg()[0]
+            if route == "anchor":
+                label = f"anchor {k} (LLM.generate)"
+                out.anchor.append(run_anchor(engine.llm, workload, rng_state, label))
+                show(out.anchor[-1], load)
+            else:
+                label = f"in-process {k} (VllmEngine.generate)"
+                out.inproc.append(run_inprocess(engine, workload, rng_state, label))
+                show(out.inproc[-1], load)
+        load = os.getloadavg()[0]
         cache = workdir / "cache" / f"merged-{k}.jsonl"
         out.evalsuite.append(run_evalsuite(spec, workload, cache, f"evalsuite {k} (merged)", env))
-        show(out.evalsuite[-1])
+        show(out.evalsuite[-1], load)
     return out
 
 
-def show(run: RouteRun) -> None:
+def _profile_summary(profile: Any, label: str, seconds: float, cpu_s: float) -> str:
+    """One line: wall/CPU, Python calls, engine steps, and the five largest self times."""
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, _)
+    calls = sum(v[1] for v in stats.values())
+    steps = sum(v[1] for k, v in stats.items() if k[2] == "step" and "llm_engine" in k[0])
+    forward = max((v[3] for k, v in stats.items() if k[2] == "execute_model"), default=0.0)
+    top = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:5]
+    tops = "; ".join(f"{k[2]} {v[2]:.2f} s" for k, v in top)
+    return (
+        f"{label}: {seconds:.2f} s wall, {cpu_s:.2f} s CPU, {calls / 1e6:.2f} M Python calls, "
+        f"{steps} engine steps, execute_model {forward:.2f} s; largest self times: {tops}"
+    )
+
+
+def profile_routes(
+    engine: VllmEngine, rng_state: Any, workload: Workload, rounds: int
+) -> list[str]:
+    """cProfile of ``LLM.generate`` and ``VllmEngine.generate`` on the same in-process engine,
+    alternated, so the two loops' own work can be compared call for call."""
+    import cProfile
+
+    lines = []
+    for k in range(1, rounds + 1):
+        order = [("anchor", run_anchor), ("in-process", run_inprocess)]
+        for label, route in order if k % 2 else order[::-1]:
+            target = engine.llm if route is run_anchor else engine
+            load = os.getloadavg()[0]
+            profile = cProfile.Profile()
+            profile.enable()
+            run = route(target, workload, rng_state, label)  # type: ignore[arg-type]
+            profile.disable()
+            line = _profile_summary(profile, f"{label} {k}", run.seconds, run.extra["cpu_s"])
+            lines.append(f"{line} (load before {load:.1f})")
+            print("  profile " + lines[-1], flush=True)
+    return lines
+
+
+def show(run: RouteRun, load: float | None = None) -> None:
+    """Print a finished run; ``load`` (the 1-minute load average before it) goes in its row."""
+    if load is not None:
+        run.extra["load"] = load
     start = f"start {run.start_s:.1f} s, " if run.start_s is not None else ""
     print(f"  {run.label}: {start}generate {run.seconds:.1f} s", flush=True)
 
@@ -709,6 +762,13 @@ def bench_main(args: argparse.Namespace) -> None:
         engine, rng_state, merged_spec, workload, workdir, args.rounds, clean_env
     )
     report.runs += rounds.in_order()
+    if args.profile_prompts:
+        subset = workload.subset(args.profile_prompts)
+        report.summary += [
+            f"profile (cProfile, first {len(subset.prompts)} prompts, same in-process engine, "
+            f"alternating) {line}"
+            for line in profile_routes(engine, rng_state, subset, args.rounds)
+        ]
     extra = Extra()
     if preload and args.preload_round:
         env = {**clean_env, "LD_PRELOAD": preload}
@@ -756,6 +816,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="anchor/evalsuite rounds (default 2)")
     p.add_argument(
         "--lora-prompts", type=int, default=41, help="prompts for the LoRA route (0: skip it)"
+    )
+    p.add_argument(
+        "--profile-prompts",
+        type=int,
+        default=0,
+        help="also profile LLM.generate and VllmEngine.generate on this many prompts (0: no)",
     )
     p.add_argument(
         "--preload-round",
