@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from evalsuite.worker.cli import ApiOption, TokenOption, _service
+from evalsuite.service_options import ApiOption, TokenOption, service_endpoint
 
 
 def _log_to_stderr() -> None:
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         from evalsuite.integrations.watch import Watcher, WatchSpec
 
         _log_to_stderr()
-        api, token = _service(api, token)
+        api, token = service_endpoint(api, token)
         spec = WatchSpec(
             run_dir=run_dir.resolve(),
             run=run,
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         from evalsuite.integrations.trackers import from_service, make_tracker
 
         trackers = {name: make_tracker(name) for name in dict.fromkeys(to)}
-        api, token = _service(api, token)
+        api, token = service_endpoint(api, token)
         with ApiClient(api, token=token) as client:
             for name in run:
                 scores = from_service(client, name)

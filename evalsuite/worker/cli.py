@@ -8,24 +8,8 @@ from typing import Annotated
 
 import typer
 
-from evalsuite.settings import DEFAULT_API_URL, get_settings
-
-ApiOption = Annotated[
-    str | None,
-    typer.Option(
-        help=f"The results service (default: $EVALSUITE_API_URL, else {DEFAULT_API_URL})."
-    ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(help="Bearer token for writes (default: $EVALSUITE_API_TOKEN)."),
-]
-
-
-def _service(api: str | None, token: str | None) -> tuple[str, str | None]:
-    """The options, else the settings (``EVALSUITE_API_URL``, ``EVALSUITE_API_TOKEN``)."""
-    settings = get_settings()
-    return api or settings.client_api_url, token or settings.api_token
+from evalsuite.service_options import ApiOption, TokenOption, service_endpoint
+from evalsuite.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -103,7 +87,8 @@ def register(app: typer.Typer) -> None:
             tensor_parallel_size=tensor_parallel_size,
             trackers=list(track or []),
         )
-        run_worker(*_service(api, token), settings, once=once, max_jobs=max_jobs, log=_log)
+        api, token = service_endpoint(api, token)
+        run_worker(api, token, settings, once=once, max_jobs=max_jobs, log=_log)
 
     @app.command("submit")
     def submit(
@@ -153,7 +138,7 @@ def register(app: typer.Typer) -> None:
             train_time_s=train_time_s,
         )
         options = {"limit": limit} if limit is not None else None
-        api, token = _service(api, token)
+        api, token = service_endpoint(api, token)
         with ApiClient(api, token=token) as client:
             answer = submit_checkpoint(
                 client,
