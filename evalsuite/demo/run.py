@@ -36,6 +36,7 @@ from evalsuite.demo.train import TrainedRun
 from evalsuite.errors import EvalsuiteError
 from evalsuite.protocol import forgetting, paper_tables
 from evalsuite.settings import environment_for
+from evalsuite.worker.affinity import split_cores
 
 BASE_MODEL = "smollm2-135m-instruct"  # a catalog name (evalsuite models list)
 
@@ -83,6 +84,7 @@ class DemoOptions:
     api_port: int | None = None
     dashboard_port: int | None = None
     workers: int = 2  # one per core here: engine start-up is mostly single-threaded
+    pin_workers: bool = True  # each worker on cores of its own (worker --cpus)
 
 
 def run_name(method: str, domain: str, r: int = 8) -> str:
@@ -218,11 +220,13 @@ def worker_process(
     task_dir: Path,
     root: Path,
     env: dict[str, str],
+    cpus: str | None,
 ) -> ServiceProcess:
-    """``evalsuite worker --once``: exits when the queue is empty."""
+    """``evalsuite worker --once``: exits when the queue is empty; ``--cpus``: its own cores."""
     args = ["worker", "--api", api_url, "--engine", engine, "--once", "--poll", "1"]
     args += ["--data-dir", str(data_dir), "--task-dir", str(task_dir)]
     args += ["--work-dir", str(root / "jobs"), "--worker-id", f"demo-worker-{number}"]
+    args += [] if cpus is None else ["--cpus", cpus]
     return ServiceProcess(f"worker {number}", args, env, root / "logs" / f"worker-{number}.log")
 
 
@@ -263,8 +267,10 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
             queued = submit_all(client, runs, base, plan, data_note)
             console.print(f"API at {api_url}: {queued} new job(s) for {len(runs)} runs")
             workers = [
-                worker_process(i + 1, api_url, opts.engine, data_dir, task_dir, root, env)
-                for i in range(opts.workers)
+                worker_process(i + 1, api_url, opts.engine, data_dir, task_dir, root, env, cpus)
+                for i, cpus in enumerate(
+                    split_cores(opts.workers) if opts.pin_workers else [None] * opts.workers
+                )
             ]
             for worker in workers:
                 worker.start()
@@ -342,6 +348,14 @@ def register(app: typer.Typer) -> None:
         api_port: Annotated[int | None, typer.Option(help="Default: 8000 if free.")] = None,
         dashboard_port: Annotated[int | None, typer.Option(help="Default: 8501 if free.")] = None,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+        pin_workers: Annotated[
+            bool,
+            typer.Option(
+                "--pin-workers/--share-cores",
+                help="Give each worker cores of its own (worker --cpus) where there are "
+                "enough, or let them share every core.",
+            ),
+        ] = True,
     ) -> None:
         """SmolLM2-135M fine-tuned (LoRA/rsLoRA/RaSA, code and math), API + workers + queue,
         Tables 1-2 and curves."""
@@ -355,5 +369,6 @@ def register(app: typer.Typer) -> None:
             api_port=api_port,
             dashboard_port=dashboard_port,
             workers=workers,
+            pin_workers=pin_workers,
         )
         run_demo(opts, Console())

@@ -61,6 +61,14 @@ def register(app: typer.Typer) -> None:
                 "CUDA_VISIBLE_DEVICES, one worker per GPU group."
             ),
         ] = 1,
+        cpus: Annotated[
+            str | None,
+            typer.Option(
+                help="Pin the worker, its engine and its scoring to these cores (e.g. 0-3 or "
+                "0,2; as taskset -c). On a CPU machine running several workers, give each "
+                "its own: sharing every core slows all of them."
+            ),
+        ] = None,
         track: Annotated[
             list[str] | None,
             typer.Option(
@@ -73,6 +81,10 @@ def register(app: typer.Typer) -> None:
         """Claim jobs from the service, evaluate each checkpoint, upload the results."""
         from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
 
+        if cpus is not None:
+            from evalsuite.worker.affinity import pin
+
+            pin(cpus)
         settings = WorkerSettings(
             work_dir=(work_dir or get_settings().jobs_dir).resolve(),
             worker_id=worker_id or default_worker_id(),
