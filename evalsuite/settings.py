@@ -66,7 +66,7 @@ class Settings:
         default=None,
         metadata=_env(
             "EVALSUITE_API_TOKEN_FILE",
-            "API: a text file of more accepted tokens, one per line",
+            "API: a text file of more accepted tokens, one per line ('#' starts a comment line)",
         ),
     )
     # Not a variable of its own: EVALSUITE_API_TOKEN and the lines of the token file.
@@ -224,7 +224,8 @@ def _integer(name: str, default: int | None, low: int, high: int | None) -> int 
 
 
 def _file_tokens(token_file: Path | None) -> list[str]:
-    """The non-blank lines of the token file, stripped."""
+    """The lines of the token file, stripped, but for blank lines and ``#`` comments (a
+    comment line must never be a token someone could send)."""
     if token_file is None:
         return []
     try:
@@ -235,4 +236,4 @@ def _file_tokens(token_file: Path | None) -> list[str]:
             f"cannot read EVALSUITE_API_TOKEN_FILE {token_file}: {why}; "
             "point it at a text file with one token per line"
         ) from None
-    return [line.strip() for line in lines if line.strip()]
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]

@@ -1,8 +1,8 @@
 """``EVALSUITE_API_TOKEN_FILE``: several tokens, one per line, through ``evalsuite api``.
 
 The format (evalsuite/settings.py, docs/api.md): one token per line, surrounding
-whitespace (and a CRLF line end) stripped, blank lines skipped; there is no comment syntax
-(every other line is a token). Every token is accepted and the file's tokens add to
+whitespace (and a CRLF line end) stripped, blank lines and ``#`` comment lines skipped (a
+comment is never a token). Every token is accepted and the file's tokens add to
 ``EVALSUITE_API_TOKEN``. A file that cannot be read stops
 ``evalsuite api`` before it serves anything, with one line that names the variable and the file.
 """
@@ -27,7 +27,8 @@ FILE_TOKENS = ("alpha-0123", "beta-4567", "gamma-89ab")
 def _write_file(path: Path) -> Path:
     # leading/trailing blanks, a CRLF line end and blank lines, as hand-edited files have
     path.write_bytes(
-        b"\n  alpha-0123  \n\n   \t \nbeta-4567\r\ngamma-89ab"  # no final newline
+        b"# tokens of the CI runners\n  alpha-0123  \n\n   \t \n  # beta is the nightly\n"
+        b"beta-4567\r\ngamma-89ab"  # no final newline
     )
     return path
 
@@ -110,6 +111,8 @@ REFUSED = {
     "longer": "alpha-01234",  # a file token with more after it
     "case": "ALPHA-0123",  # tokens are case-sensitive
     "two-lines": "alpha-0123 beta-4567",  # two lines of the file joined
+    "comment": "# tokens of the CI runners",  # a comment line of the file
+    "indented-comment": "# beta is the nightly",
 }
 
 
