@@ -190,3 +190,31 @@ def test_refused_token_stops_uploads_once_training_goes_on(server, tiny_base, tm
     names = [Path(e["path"]).name for e in entries]
     assert names == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
     assert [e["final"] for e in entries] == [False, False, True]
+
+
+def test_a_rasa_run_registers_as_rasa(server, tiny_base, tmp_path):
+    """RaSA trained by evalsuite.training (its reference layout, not PEFT's): each epoch's
+    checkpoint is registered with the kind and rank its own config declares."""
+    from evalsuite.training import TrainSettings, finetune
+
+    examples = [
+        ("Add two numbers.\n", "def add(a, b):\n    return a + b\n"),
+        ("What is 2+2?\n", "The answer is 4."),
+        ("Reverse s.\n", "return s[::-1]\n"),
+    ]
+    settings = TrainSettings(method="rasa", r=4, alpha=8, rasa_k=1, epochs=2,
+                             learning_rate=5e-3, batch_size=2, max_length=64)  # fmt: skip
+    cb = EvalsuiteCallback(
+        "tiny-rasa", domain="math", suites=["math"], limit=2, api=server.url, token=TOKEN,
+        retry_s=(0.1, 0.5), base_model_path=str(tiny_base),
+    )  # fmt: skip
+    out = tmp_path / "rasa"
+    finetune(tiny_base, out, examples, settings, callbacks=[cb])
+    truth = expected(out)
+    assert [(e, s) for e, s, _ in truth] == [(1.0, 2), (2.0, 4)]
+    api = ApiClient(server.url)
+    assert registered(api, "tiny-rasa") == [(e, s, uri, e == 2.0) for e, s, uri in truth]
+    run = api.get_run("tiny-rasa")
+    declared = json.loads((out / "checkpoint-4" / "adapter_config.json").read_text())
+    assert (run["method"], run["r"]) == ("rasa", declared["r"])
+    assert {j["suite"] for j in api.list_jobs(run="tiny-rasa")} == {"math"}
