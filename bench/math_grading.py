@@ -259,7 +259,7 @@ def bench_main(args: argparse.Namespace) -> None:
         SECTION_TITLE,
         "",
         f"- date: {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- machine: {machine_line()} (shared: other agents' jobs ran alongside)",
+        f"- machine: {machine_line()}; load before each run in the table",
         f"- inputs: {args.n} responses, one per MATH test problem: "
         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
         f"- method: each route a fresh process, timed after imports; {args.repeats} alternating "
