@@ -24,7 +24,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,11 +32,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evalsuite.client import ApiClient
 from evalsuite.demo.services import ServiceProcess, free_port
-from evalsuite.demo.train import TrainedRun
 from evalsuite.errors import EvalsuiteError
 from evalsuite.protocol import forgetting, paper_tables
 from evalsuite.settings import environment_for
 from evalsuite.worker.affinity import split_cores
+
+if TYPE_CHECKING:  # training imports torch; the CLI (and the slim service image) must not
+    from evalsuite.demo.train import TrainedRun
 
 BASE_MODEL = "smollm2-135m-instruct"  # a catalog name (evalsuite models list)
 
