@@ -236,4 +236,5 @@ def _file_tokens(token_file: Path | None) -> list[str]:
             f"cannot read EVALSUITE_API_TOKEN_FILE {token_file}: {why}; "
             "point it at a text file with one token per line"
         ) from None
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
