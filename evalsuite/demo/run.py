@@ -87,6 +87,7 @@ class DemoOptions:
     dashboard_port: int | None = None
     workers: int = 2  # one per core here: engine start-up is mostly single-threaded
     pin_workers: bool = True  # each worker on cores of its own (worker --cpus)
+    dtype: str | None = None  # None: float32 where this CPU would emulate the base's bf16
 
 
 def run_name(method: str, domain: str, r: int = 8) -> str:
@@ -223,13 +224,35 @@ def worker_process(
     root: Path,
     env: dict[str, str],
     cpus: str | None,
+    dtype: str,
 ) -> ServiceProcess:
     """``evalsuite worker --once``: exits when the queue is empty; ``--cpus``: its own cores."""
     args = ["worker", "--api", api_url, "--engine", engine, "--once", "--poll", "1"]
+    args += ["--dtype", dtype]
     args += ["--data-dir", str(data_dir), "--task-dir", str(task_dir)]
     args += ["--work-dir", str(root / "jobs"), "--worker-id", f"demo-worker-{number}"]
     args += [] if cpus is None else ["--cpus", cpus]
     return ServiceProcess(f"worker {number}", args, env, root / "logs" / f"worker-{number}.log")
+
+
+def scoring_dtype(opts: DemoOptions, base: Path, console: Console) -> str:
+    """``--dtype``, else the base's own, except float32 where this CPU has no bf16
+    instructions: the demo's scores are compared only among themselves, and emulated bf16
+    would make its scoring several times slower (bench/RESULTS.md, "cpu dtype")."""
+    from evalsuite.engines import resolve_kind
+    from evalsuite.engines.cpu_dtype import fast_dtype
+    from evalsuite.evaluation.materialize import model_dtype
+
+    if opts.dtype:
+        return opts.dtype
+    stored = model_dtype(base)
+    chosen = fast_dtype(stored, resolve_kind(opts.engine))
+    if chosen != stored:
+        console.print(
+            f"scoring in {chosen}: this CPU has no bf16 instructions, so the base's {stored} "
+            f"would be emulated (--dtype {stored} to use it anyway)"
+        )
+    return chosen
 
 
 def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
@@ -268,8 +291,11 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         with ApiClient(api_url, token=token) as client:
             queued = submit_all(client, runs, base, plan, data_note)
             console.print(f"API at {api_url}: {queued} new job(s) for {len(runs)} runs")
+            dtype = scoring_dtype(opts, base, console)
             workers = [
-                worker_process(i + 1, api_url, opts.engine, data_dir, task_dir, root, env, cpus)
+                worker_process(
+                    i + 1, api_url, opts.engine, data_dir, task_dir, root, env, cpus, dtype
+                )
                 for i, cpus in enumerate(
                     split_cores(opts.workers) if opts.pin_workers else [None] * opts.workers
                 )
@@ -358,6 +384,13 @@ def register(app: typer.Typer) -> None:
                 "enough, or let them share every core.",
             ),
         ] = True,
+        dtype: Annotated[
+            str | None,
+            typer.Option(
+                help="Scoring dtype (default: the base's, or float32 on a CPU without bf16 "
+                "instructions)."
+            ),
+        ] = None,
     ) -> None:
         """SmolLM2-135M fine-tuned (LoRA/rsLoRA/RaSA, code and math), API + workers + queue,
         Tables 1-2 and curves."""
@@ -372,5 +405,6 @@ def register(app: typer.Typer) -> None:
             dashboard_port=dashboard_port,
             workers=workers,
             pin_workers=pin_workers,
+            dtype=dtype,
         )
         run_demo(opts, Console())

@@ -38,7 +38,8 @@ def model_fingerprint(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _model_dtype(model_dir: Path) -> str:
+def model_dtype(model_dir: Path) -> str:
+    """The dtype a model is stored in (its config's), what ``--dtype`` left out means."""
     cfg = read_model_config(model_dir)
     return str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
 
@@ -91,7 +92,7 @@ def materialize(
         )
     base_fp = model_fingerprint(base_dir)  # also fails early on a base without weights
     if adapter_dir is None:
-        out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else _model_dtype(base_dir)
+        out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else model_dtype(base_dir)
         return Materialized(
             "base",
             base_dir,
@@ -103,12 +104,12 @@ def materialize(
     sha = ckpt.sha256()
     record = _checkpoint_record(ckpt, sha)
     if isinstance(ckpt, FullCheckpoint):
-        out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else _model_dtype(ckpt.path)
+        out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else model_dtype(ckpt.path)
         return Materialized(
             "full", ckpt.path, out_dtype, f"full:{sha}:{out_dtype}", record, loaded=ckpt
         )
     check_against_base(ckpt, base_dir)
-    out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else _model_dtype(base_dir)
+    out_dtype = TORCH_NAMES[parse_dtype(dtype)] if dtype else model_dtype(base_dir)
     if mode == "lora":
         if ckpt.as_lora() is None:
             raise AdapterError(

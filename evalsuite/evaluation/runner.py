@@ -23,6 +23,7 @@ from typing import Any
 
 from evalsuite import __version__
 from evalsuite.engines import Engine, EngineSpec, resolve_kind
+from evalsuite.engines.cpu_dtype import engine_on_cpu, warn_if_emulated
 from evalsuite.engines.slot import EngineSlot, EngineUse
 from evalsuite.engines.spec import check_parallelism
 from evalsuite.evaluation.adapter_summary import summarize
@@ -83,14 +84,16 @@ def package_versions() -> dict[str, str]:
 class _LazyEngine:
     """Asks the slot for an engine on first use, so a fully cached rerun loads no model."""
 
-    def __init__(self, spec: EngineSpec, slot: EngineSlot):
+    def __init__(self, spec: EngineSpec, slot: EngineSlot, on_cpu: bool):
         self.spec = spec
         self.slot = slot
+        self.on_cpu = on_cpu
         self.engine: Engine | None = None
         self.use: EngineUse | None = None
 
     def __call__(self) -> Engine:
         if self.engine is None:
+            warn_if_emulated(self.spec.dtype, self.on_cpu)
             self.engine, self.use = self.slot.get(self.spec)
         return self.engine
 
@@ -175,7 +178,8 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     identity = [mat.identity, mat.mode, engine_kind, engine_version]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    engine = _LazyEngine(engine_spec, slot or EngineSlot(keep=False, stall_s=opts.stall_s))
+    slot = slot or EngineSlot(keep=False, stall_s=opts.stall_s)
+    engine = _LazyEngine(engine_spec, slot, engine_on_cpu(engine_kind))
     task_results: dict[str, TaskResult] = {}
     try:
         with task_progress(opts.progress) as progress:
