@@ -294,6 +294,42 @@ def test_changed_checkpoint_and_unknown_options_fail_with_the_reason(
     assert client.get_checkpoint(changed["checkpoint"]["id"])["scores"] == []
 
 
+def test_results_the_service_refuses_fail_the_job_at_once_with_its_reason(
+    runs, tiny_base, tmp_path
+):
+    """A refusal at upload (here a 413: the body is over the service's limit) is final: the
+    job fails with the service's words while the worker still holds it, not RUNNING until its
+    lease ends."""
+    limit = 20_000  # registration fits; the results and samples of a tiny-suite job do not
+    served_ = served(
+        "sqlite", tmp_path, EVALSUITE_MAX_ATTEMPTS="1", EVALSUITE_API_MAX_BODY_BYTES=str(limit)
+    )
+    server = next(served_)
+    try:
+        client = ApiClient(server.url, token=TOKEN)
+        client.create_run(
+            name="rasa-r8", method="rasa", r=8, k=1, domain="code", base_model="tiny",
+            base_model_path=str(tiny_base),
+        )  # fmt: skip
+        ckpt = runs["rasa"][0]
+        job_id = client.register_checkpoint(
+            "rasa-r8", epoch=1, uri=str(ckpt), sha256=checkpoint_facts(ckpt)["sha256"],
+            suites=["tiny"],
+        )["jobs"][0]["id"]  # fmt: skip
+        worker = _worker(server, tmp_path / "jobs", "--once", "--lease", "3600")
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, out
+        results = tmp_path / "jobs" / f"job-{job_id}" / "results.json"
+        assert results.stat().st_size > 0  # the evaluation itself succeeded
+        job = client.get_job(job_id)
+        assert job["status"] == "FAILED", (job, out)
+        assert "refused the results" in job["error"] and "413" in job["error"]
+        assert "EVALSUITE_API_MAX_BODY_BYTES" in job["error"]  # the service's fix, passed on
+        assert client.get_checkpoint(job["checkpoint_id"])["scores"] == []
+    finally:
+        served_.close()
+
+
 def _lifecycle(work_dir: Path, job_id: int) -> dict:
     results = json.loads((work_dir / f"job-{job_id}" / "results.json").read_text())
     return results["model"]["engine"]["lifecycle"]

@@ -237,29 +237,45 @@ class Worker:
         return False
 
     def _upload(self, job_id: int, outcome: JobOutcome) -> bool:
+        """Send the results; when the service refuses them for good (a 4xx other than a lost
+        lease: too large, a NaN metric, a schema an older service does not know), the job
+        fails at once with the service's reason, instead of sitting RUNNING until its lease
+        ends and then failing with no reason at all."""
         assert outcome.results is not None
         n_samples = sum(len(rows) for rows in (outcome.samples or {}).values())
         started = time.perf_counter()
-        job = self._with_retries(
-            f"job {job_id}: uploading results",
-            lambda: self.client.complete(
-                job_id, self.settings.worker_id, outcome.results, outcome.samples
-            ),
-        )
+        try:
+            job = self._with_retries(
+                f"job {job_id}: uploading results",
+                lambda: self.client.complete(
+                    job_id, self.settings.worker_id, outcome.results, outcome.samples
+                ),
+                raise_refused=True,
+            )
+        except ApiError as e:
+            if e.status == 409:  # the job is no longer ours: its new holder reports it
+                self.log(f"job {job_id}: results not taken, the lease was lost ({e})")
+                return False
+            return self._report_failure(job_id, f"the service refused the results: {e}")
         if job is None:
             return False
         took = time.perf_counter() - started
         self.log(f"job {job_id}: finished, {n_samples} samples uploaded in {took:.2f} s")
         return True
 
-    def _with_retries(self, what: str, call: Callable[[], Any]) -> Any:
-        """The service may be restarting: retry server and connection errors with backoff."""
+    def _with_retries(self, what: str, call: Callable[[], Any], raise_refused: bool = False) -> Any:
+        """The service may be restarting: retry server and connection errors with backoff.
+
+        A refusal (a 4xx other than 429) is not retried: it is logged and None returned,
+        or raised with ``raise_refused`` so the caller can act on the reason."""
         delay = 1.0
         for attempt in range(1, self.settings.upload_tries + 1):
             try:
                 return call()
             except ApiError as e:
                 retryable = e.status is None or e.status >= 500 or e.status == 429
+                if not retryable and raise_refused:
+                    raise
                 if not retryable or attempt == self.settings.upload_tries:
                     self.log(f"{what} failed: {e}")
                     return None
