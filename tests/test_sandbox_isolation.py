@@ -224,7 +224,7 @@ children = []
 for i in range(4):
     pid = os.fork()
     if pid == 0:
-        block = bytearray(120 * 2**20)
+        block = bytearray(80 * 2**20)
         for j in range(0, len(block), 4096):
             block[j] = 1
         import time
@@ -238,13 +238,17 @@ print(json.dumps(codes))
 
 @ROOT_ONLY
 def test_memory_cap_covers_every_process_of_a_program() -> None:
-    """4 children x 120 MiB under a 256 MiB cap: the cgroup's own peak stays under it."""
+    """4 children x 80 MiB under a 256 MiB cap: the cgroup's own peak stays under it.
+
+    Each child alone must stay under the per-process RLIMIT_AS (the same 256 MiB), which
+    also counts the interpreter's own address space: 137 MiB on one machine here, where
+    120 MiB children got MemoryError from the rlimit before the cgroup was ever reached."""
     cap = 256 * 2**20
     results, info = run({"fork_and_touch": FORK_AND_TOUCH}, memory_bytes=cap)
     exit_info, output = results["fork_and_touch"]
     assert info["memory"].startswith("cgroup"), info["memory"]
     assert exit_info.peak_memory_bytes is not None
-    assert 120 * 2**20 < exit_info.peak_memory_bytes <= cap
+    assert 80 * 2**20 < exit_info.peak_memory_bytes <= cap
     codes = json.loads(output.strip().splitlines()[-1])
     assert codes.count(0) < 4  # not every child got its memory: the cap held across them
     assert leftover_cgroups() == []
