@@ -2,7 +2,7 @@
 
 A base stored in bf16 is served in bf16 by default (``--dtype``: the base's own). On an x86
 CPU without AVX512-BF16 or AMX-BF16, every bf16 matrix product is emulated, and on the
-project's 2-core AVX2 machine a model-sized bf16 GEMM ran 8.5x slower than fp32 (the
+project's 2-core AVX2 machine a model-sized bf16 GEMM ran 8.6x slower than fp32 (the
 generation figures are in bench/RESULTS.md, "cpu dtype"). Nothing is switched behind the
 user's back: the dtype is part of what makes two scores comparable, so the run goes on in the
 dtype asked for and the warning names the faster choice.
@@ -14,6 +14,8 @@ import importlib.metadata
 import platform
 import warnings
 from pathlib import Path
+
+from evalsuite.dtypes import DTYPE_ALIASES
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 _CPUINFO = Path("/proc/cpuinfo")
@@ -42,7 +44,7 @@ def bf16_advice(dtype: str, flags: frozenset[str] | None) -> str | None:
     """The warning's text when ``dtype`` is bf16 and ``flags`` show no native bf16, else None.
 
     Unknown flags (None) give no advice: a warning that may be wrong is noise."""
-    if dtype not in ("bfloat16", "bf16") or flags is None or flags & NATIVE_BF16_FLAGS:
+    if DTYPE_ALIASES.get(dtype) != "BF16" or flags is None or flags & NATIVE_BF16_FLAGS:
         return None
     return (
         "the engine runs on this CPU in bfloat16, which it has no instructions for (no "
@@ -67,15 +69,19 @@ def engine_on_cpu(kind: str) -> bool:
     return not torch.cuda.is_available()
 
 
+def emulated_advice(dtype: str, on_cpu: bool) -> str | None:
+    """:func:`bf16_advice` for an engine on this machine (None off the CPU)."""
+    return bf16_advice(dtype, cpu_flags()) if on_cpu else None
+
+
 def fast_dtype(dtype: str, kind: str) -> str:
     """float32 where an engine of ``kind`` would compute ``dtype`` as emulated bf16 on this
     machine, else ``dtype``: for a caller that owns its runs' comparability (the demo)."""
-    emulated = engine_on_cpu(kind) and bf16_advice(dtype, cpu_flags()) is not None
-    return "float32" if emulated else dtype
+    return "float32" if emulated_advice(dtype, engine_on_cpu(kind)) else dtype
 
 
 def warn_if_emulated(dtype: str, on_cpu: bool) -> None:
     """Warn (SlowDtypeWarning) when a CPU engine is about to compute in emulated bf16."""
-    advice = bf16_advice(dtype, cpu_flags()) if on_cpu else None
+    advice = emulated_advice(dtype, on_cpu)
     if advice:
         warnings.warn(advice, SlowDtypeWarning, stacklevel=2)
