@@ -40,7 +40,7 @@ GENERATION_SECTION = "## real model: generation (bench/real_model.py)"
 HEADLINE = {"arc_challenge": ("acc", "acc_norm"), "winogrande": ("acc",),
             "hellaswag": ("acc", "acc_norm")}  # fmt: skip
 # SmolLM2-135M-Instruct's model card (lighteval, 0-shot, its own normalisation)
-KEEP_FINISHED = "--keep-finished" in sys.argv
+KEEP_FINISHED = False  # --keep-finished, set by main()
 CARD = "model card: HellaSwag 40.9, ARC (average of Easy and Challenge) 37.3"
 
 
@@ -207,6 +207,8 @@ def main() -> None:
                         help="read back finished runs (results.json written) instead of "
                         "re-running them")  # fmt: skip
     opts = parser.parse_args()
+    global KEEP_FINISHED
+    KEEP_FINISHED = opts.keep_finished
     docs = task_docs(opts.docs, opts.task_docs)
     engines = opts.engines.split(",")
     WORK.mkdir(parents=True, exist_ok=True)
