@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import numbers
 import pickle
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,11 +224,12 @@ class Checker:
         if exit.protocol_error:
             return Outcome("error", self.FAIL, self.next, f"bad records: {exit.protocol_error}")
         where = f"at input {self.next} of {self.n}"
-        if exit.timed_out:
-            return Outcome("timeout", self.LOST, self.next, f"process time limit hit {where}")
-        if exit.exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and not exit.killed:
-            return Outcome("timeout", self.LOST, self.next, f"CPU time limit hit {where}")
-        return Outcome("error", self.LOST, self.next, f"exited {where} (code {exit.exit_code})")
+        if exit.hit_limit == "memory limit":
+            detail = f"memory limit hit {where} (the slot's cgroup killed a process)"
+            return Outcome("error", self.LOST, self.next, detail)
+        if exit.hit_limit is not None:
+            return Outcome("timeout", self.LOST, self.next, f"{exit.hit_limit} hit {where}")
+        return Outcome("error", self.LOST, self.next, f"ended {where} ({exit.cause})")
 
 
 class EvalPlusChecker(Checker):

@@ -15,21 +15,29 @@ Design (threat model: generated code is hostile until proven otherwise):
   straight from a pipe we created (its write end travels to the zygote with the request),
   and ask for a kill as soon as a verdict is known.
 * What confines (``info`` reports what was obtained). The zygote runs in a bubblewrap jail
-  (``jail``): a read-only root holding only the interpreter's and virtualenv's
-  directories, the system libraries and four devices; no network interface; its own IPC
-  and PID namespaces; nothing else of the host, so no host file and no socket file. Each
+  (``jail``): a root, read-only once built, holding only the interpreter's and
+  virtualenv's directories, the system libraries and four devices; its own IPC and PID
+  namespaces; nothing else of the host, so no host file and no socket file. Each
   program: a PID namespace of its own (it is pid 1: its death kills everything it
-  started), new mount and IPC namespaces (its own /proc, /tmp and /dev/shm; its SysV
-  segments die with it), its worker slot's cgroup (memory and process limits over all its
-  processes: ``cgroup``), as root a uid of its own per slot, as an ordinary user no
-  capabilities; limits on address space, CPU, file size and open files, an empty working
-  directory, no environment, no inherited fds, no new privileges, death with the zygote
+  started), new mount, IPC, network and UTS namespaces (its own /proc, /tmp and /dev/shm;
+  its SysV segments die with it; no abstract socket name or loopback port reaches another
+  program), its worker slot's cgroup (memory and process limits over all its processes:
+  ``cgroup``), as root a uid of its own per slot, as an ordinary user no capabilities;
+  limits on address space, CPU, file size and open files, an empty working directory, no
+  environment, no inherited fds, no new privileges, death with the zygote, and last a
+  seccomp allowlist of system calls (``seccomp``: no keyring, no namespace or mount call,
+  no ptrace), so that no kernel object outlives it for the next program to read
   (``child``). As root and as an ordinary user alike (unprivileged user namespaces).
   Without bwrap or user namespaces (``isolation="basic"``, or ``auto`` where the jail
   cannot start): own session and process group (killed as a group, plus a kill(-1) sweep
-  as its uid when it has one), the cgroup where one can be made, and a Python audit hook
-  refusing sockets, ctypes, process control and writes outside its directory. Weaker:
-  it shares our uid when the interpreter is not readable by others, and can read files.
+  as its uid when it has one), the cgroup where one can be made, the same seccomp filter
+  (``socket`` and SysV IPC refused, as there are no namespaces of its own), and a Python audit
+  hook refusing sockets, ctypes, process control and writes outside its directory.
+  Weaker: it shares our uid when the interpreter is not readable by others, and can read
+  files.
+* How it ended: the zygote reports ``cause`` (``ENDINGS``: the memory limit, from the
+  slot's OOM-kill counter; CPU time; the wall clock; a signal; an exit code), from facts
+  outside the program.
 
     with Sandbox(tasks, workers=4) as box:
         box.run(jobs, verifier_for_job, on_done)
@@ -63,9 +71,14 @@ from evalsuite.scoring.sandbox.jail import (
     under_tmp,
     zygote_env,
 )
+from evalsuite.scoring.sandbox.seccomp import SeccompUnavailable, build_filter
 from evalsuite.scoring.sandbox.zygote import HEADER
 
 F_SETPIPE_SZ = 1031
+# how a program can end, as the zygote tells it from outside the program; besides these,
+# "signal NAME" (killed by a signal, its own or a crash) and "exit code N"
+LIMITS = ("memory limit", "CPU time limit", "wall-clock limit")
+ENDINGS = (*LIMITS, "stopped by the scorer")
 READY_TIMEOUT = 120.0
 
 
@@ -96,7 +109,13 @@ class ExitInfo:
     output: str
     output_bytes: int
     peak_memory_bytes: int | None = None  # of the program and all it started (cgroup)
+    cause: str = ""  # one of ENDINGS, or "signal NAME" / "exit code N"
     protocol_error: str | None = None
+
+    @property
+    def hit_limit(self) -> str | None:
+        """The limit that ended the program, if one did (memory, CPU time, wall clock)."""
+        return self.cause if self.cause in LIMITS else None
 
 
 class Verifier(Protocol):
@@ -118,7 +137,9 @@ class _Running:
     error: str | None = None
 
 
-_ZYGOTE = [sys.executable, "-m", "evalsuite.scoring.sandbox.zygote"]
+# -P: no current directory on sys.path (the zygote starts in /, which programs must not
+# be able to plant modules in, whatever the mode)
+_ZYGOTE = [sys.executable, "-P", "-m", "evalsuite.scoring.sandbox.zygote"]
 
 
 def _describe(
@@ -130,12 +151,19 @@ def _describe(
         **zygote,
         "namespaces": jailed,
         "why_not": why_not,
-        "network": "none (empty network namespace)" if jailed else "audit hook",
+        "network": "network namespace per program (nothing up)" if jailed else "audit hook",
         "processes": "PID namespace per program" if jailed else "process group",
         "filesystem": (
-            "allowlisted read-only root (bubblewrap), private /tmp" if jailed else "audit hook"
+            "allowlisted read-only root (bubblewrap), private /tmp per program"
+            if jailed
+            else "audit hook"
         ),
         "ipc": "IPC namespace per program" if jailed else "shared",
+        "syscalls": (
+            "seccomp allowlist (no keyrings, namespaces, mounts, ptrace, bpf)"
+            if cfg["seccomp"]
+            else f"unfiltered ({cfg['seccomp_why_not']})"
+        ),
         "memory": cgroups.describe(cfg["memory_bytes"], cfg["nproc"]),
     }
 
@@ -179,7 +207,9 @@ class Sandbox:
             "scratch": self._scratch,
             "as_root": as_root,
             "tmp_dirs": under_tmp(dirs),
-            "slots": [{"join": s.join, "peak": s.peak} for s in self._cgroups.slots],
+            "slots": [
+                {"join": s.join, "peak": s.peak, "events": s.events} for s in self._cgroups.slots
+            ],
         }
         hidden = [str(Path(p).resolve()) for p in hide]
         why_not = "not requested" if isolation == "basic" else None
@@ -188,7 +218,11 @@ class Sandbox:
                 try:
                     jail = jail_command(_ZYGOTE, dirs=dirs, hide=hidden, as_root=as_root)
                     jailed = {**cfg, "namespaces": True, "slot_uids": as_root}
+                    jailed.update(
+                        seccomp=build_filter(private_namespaces=True), seccomp_why_not=None
+                    )
                     message = self._start(jail, env, tasks, jailed)
+                    cfg = jailed
                 except FileNotFoundError as e:  # no bwrap: the message says how to install it
                     why_not = str(e)
                 except SandboxError as e:  # bwrap there, but the kernel or container refused
@@ -198,6 +232,10 @@ class Sandbox:
                     raise SandboxError(why)
             if why_not is not None:
                 cfg.update(namespaces=False, slot_uids=as_root and readable_by_others(dirs))
+                try:
+                    cfg.update(seccomp=build_filter(private_namespaces=False), seccomp_why_not=None)
+                except SeccompUnavailable as e:
+                    cfg.update(seccomp=None, seccomp_why_not=str(e))
                 message = self._start(_ZYGOTE, env, tasks, cfg)
         except BaseException:
             self.close()

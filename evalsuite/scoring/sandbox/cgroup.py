@@ -35,6 +35,7 @@ PREFIX = "evalsuite-sandbox-"
 class Slot:
     join: list[int]  # fds of cgroup.procs, one per hierarchy: write b"0" to enter
     peak: int | None  # fd of the memory peak (read; v1: write "0" to reset)
+    events: int | None = None  # fd of the OOM-kill counter (v2 memory.events, v1 oom_control)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class CgroupSlots:
 
     @property
     def fds(self) -> list[int]:
-        return [fd for s in self.slots for fd in [*s.join, s.peak] if fd is not None]
+        return [fd for s in self.slots for fd in [*s.join, s.peak, s.events] if fd is not None]
 
     def describe(self, memory_bytes: int, pids: int) -> str:
         if self.version is None:
@@ -146,10 +147,12 @@ def _make_v2(made: CgroupSlots, count: int, memory_bytes: int, pids: int) -> Non
             (path / "memory.swap.max").write_text("0")
         (path / "pids.max").write_text(str(pids))
         join = os.open(path / "cgroup.procs", os.O_WRONLY)
-        peak = None
+        peak = events = None
         with contextlib.suppress(OSError):
             peak = os.open(path / "memory.peak", os.O_RDWR)
-        made.slots.append(Slot([join], peak))
+        with contextlib.suppress(OSError):
+            events = os.open(path / "memory.events", os.O_RDONLY)
+        made.slots.append(Slot([join], peak, events))
 
 
 def _v1_mount(controller: str) -> Path:
@@ -173,7 +176,11 @@ def _make_v1(made: CgroupSlots, count: int, memory_bytes: int, pids: int) -> Non
         task_pids = _slot_dir(made, groups["pids"], n)
         (task_pids / "pids.max").write_text(str(pids))
         join = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in (memory, task_pids)]
-        made.slots.append(Slot(join, os.open(memory / "memory.max_usage_in_bytes", os.O_RDWR)))
+        peak = os.open(memory / "memory.max_usage_in_bytes", os.O_RDWR)
+        events = None
+        with contextlib.suppress(OSError):
+            events = os.open(memory / "memory.oom_control", os.O_RDONLY)
+        made.slots.append(Slot(join, peak, events))
 
 
 def reset_peak(fd: int | None) -> None:
@@ -190,3 +197,17 @@ def read_peak(fd: int | None) -> int | None:
         return int(os.pread(fd, 64, 0).split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def read_oom_kills(fd: int | None) -> int | None:
+    """How many processes the slot's memory limit has killed so far (None: unknown)."""
+    if fd is None:
+        return None
+    try:
+        for line in os.pread(fd, 4096, 0).decode().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None

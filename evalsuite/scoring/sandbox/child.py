@@ -35,8 +35,10 @@ import time
 from typing import Any
 
 from evalsuite.scoring.sandbox import wire
+from evalsuite.scoring.sandbox.seccomp import load_filter
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 CAP_VERSION_3 = 0x20080522
@@ -82,6 +84,12 @@ def call(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def child_cpu_limit(job: dict[str, Any]) -> int:
+    """The program's RLIMIT_CPU soft limit in seconds (SIGXCPU there, SIGKILL a second on)."""
+    cpu = job.get("cpu_limit")
+    return math.ceil(cpu) if cpu else int(job["deadline"]) + 2
 
 
 def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int, data: bytes | None):
@@ -177,8 +185,7 @@ def _confine(cfg: dict[str, Any], job: dict[str, Any], keep_fd: int, out_fd: int
             os.chown(job["dir"], job["uid"], job["uid"])
     os.chdir(job["dir"])
     memory = cfg["memory_bytes"]
-    cpu = job.get("cpu_limit")
-    cpu = math.ceil(cpu) if cpu else int(job["deadline"]) + 2
+    cpu = child_cpu_limit(job)
     limits = {
         resource.RLIMIT_CPU: (cpu, cpu + 1),  # SIGXCPU, then SIGKILL a second later
         resource.RLIMIT_FSIZE: cfg["file_bytes"],
@@ -214,18 +221,23 @@ def _confine(cfg: dict[str, Any], job: dict[str, Any], keep_fd: int, out_fd: int
     os.environ.clear()
     os.environ.update(SAFE_ENV)
     random.seed()
+    if cfg["seccomp"]:  # last: from here on only the allowlisted system calls exist
+        load_filter(cfg["seccomp"])
     if not cfg["namespaces"]:
         _refuse_in_process(job["dir"])
 
 
 def _private_mounts(cfg: dict[str, Any]) -> None:
-    """New mount and IPC namespaces; this PID namespace's /proc; empty /tmp and /dev/shm.
+    """New mount, IPC, network and UTS namespaces; this PID namespace's /proc; own /tmp.
 
     The IPC namespace dies with the program, and with it any shared memory segment,
-    semaphore or message queue it made. An allowed directory under /tmp (a checkout or
-    virtualenv there) is bound back over the fresh tmpfs, read-only.
+    semaphore or message queue it made. The network namespace is the program's alone: its
+    loopback (down) and its abstract Unix socket names reach no other program, concurrent
+    or later. An allowed directory under /tmp (a checkout or virtualenv there) is bound
+    back over the fresh tmpfs, read-only.
     """
-    call(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS | CLONE_NEWIPC)")
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS
+    call(_libc.unshare(flags), "unshare(NEWNS | NEWIPC | NEWNET | NEWUTS)")
     _mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     kept = [(d, os.open(d, os.O_PATH | os.O_DIRECTORY)) for d in cfg["tmp_dirs"]]
     size = f"size={cfg['job_tmp_bytes']},mode=1777".encode()

@@ -10,12 +10,18 @@ empty tmpfs holding only what a Python program needs to run:
 * the null, zero, random and urandom devices; a tmpfs for ``/tmp`` and ``/dev/shm``;
   ``/proc`` of the jail's own PID namespace (each program mounts its own, see
   ``child``);
-* new network (no interface up: no TCP, no abstract sockets), IPC, UTS and PID namespaces.
+* new network, IPC, UTS and PID namespaces (and per program new network, IPC, UTS, PID
+  and mount namespaces of its own, see ``child``);
+* the root itself is remounted read-only once built, as root and as an ordinary user
+  alike (in a user namespace the root tmpfs belongs to the programs' own uid, so without
+  that a program could plant ``/unicodedata.py`` for the next one); a program's writable
+  space is its own ``/tmp`` and ``/dev/shm``, sized and counted in its slot's cgroup.
 
 Nothing else of the host exists in there: not its run, var, home, root, srv or opt
 directories, no socket file, not the rest of the checkout, the data or the caches. The
 places that hold answers are also covered explicitly (``hide``) in case one of them lies
-inside an allowed directory.
+inside an allowed directory, and so are the parts of the package that hold answers
+(``ANSWER_BEARING``).
 
 As root, bwrap runs without a user namespace and the zygote keeps its capabilities (it
 needs them to give each program a PID/IPC/mount namespace and a uid of its own). As an
@@ -46,6 +52,9 @@ SYSTEM_LIBS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/local/lib")
 TOP_LIBS = ("/lib", "/lib64", "/lib32", "/libx32")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # .../evalsuite
+# parts of the package the zygote never imports that hold answers (the demo's canonical
+# solutions, training sets with their solutions, test variants of canonical solutions)
+ANSWER_BEARING = ("demo", "training", "testing")
 _PATHS_PROBE = (
     "import json, sys; "
     "print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.executable, *sys.path]))"
@@ -163,6 +172,10 @@ def jail_command(
                 args += ["--tmpfs", path, "--remount-ro", path]
             elif os.path.isfile(path):
                 args += ["--ro-bind", "/dev/null", path]
+    for path in (str(PACKAGE_DIR / d) for d in ANSWER_BEARING):
+        if os.path.isdir(path):
+            args += ["--tmpfs", path, "--remount-ro", path]
+    args += ["--remount-ro", "/"]  # the root tmpfs: nobody writes there, in any mode
     return [*args, "--chdir", "/", *command]
 
 

@@ -42,8 +42,8 @@ import time
 from typing import Any
 
 from evalsuite.scoring.sandbox import child as sandbox_child
-from evalsuite.scoring.sandbox.cgroup import read_peak, reset_peak
-from evalsuite.scoring.sandbox.child import CLONE_NEWPID, call
+from evalsuite.scoring.sandbox.cgroup import read_oom_kills, read_peak, reset_peak
+from evalsuite.scoring.sandbox.child import CLONE_NEWPID, call, child_cpu_limit
 
 HEADER = struct.Struct("<I")
 PRELOAD = (  # imported once here, so programs that import them do not pay for it
@@ -148,8 +148,10 @@ class Zygote:
         out_r, out_w = os.pipe()
         child = {**job, "dir": job_dir, "uid": uid, "result_fd": result_w, "out_fd": out_w}
         child["cgroup"] = cgroup = self.cfg["slots"][slot] if self.cfg["slots"] else None
+        oom_kills = None
         if cgroup is not None:
             reset_peak(cgroup["peak"])
+            oom_kills = read_oom_kills(cgroup["events"])
         task = self.tasks.get(job.get("task", ""))
         if self.namespaces:
             call(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
@@ -181,6 +183,8 @@ class Zygote:
             "deadline": now + job["deadline"],
             "timed_out": False,
             "killed": False,
+            "oom_kills": oom_kills,
+            "cpu_limit": child_cpu_limit(job),
         }
         self.jobs[pid] = record
         self.by_id[job_id] = pid
@@ -208,6 +212,30 @@ class Zygote:
         """The slot's memory peak over the program just ended (all its processes)."""
         return read_peak(self.cfg["slots"][slot]["peak"]) if self.cfg["slots"] else None
 
+    def oom_killed(self, job: dict[str, Any]) -> bool:
+        """Whether the slot's memory limit killed a process of the program just ended."""
+        if job["oom_kills"] is None:
+            return False
+        now = read_oom_kills(self.cfg["slots"][job["slot"]]["events"])
+        return now is not None and now > job["oom_kills"]
+
+    def cause(self, job: dict[str, Any], status: int, cpu_seconds: float) -> str:
+        """What ended the program, from facts outside it (``box.ENDINGS`` lists them)."""
+        code = os.waitstatus_to_exitcode(status)
+        if self.oom_killed(job):  # first: an OOM kill of a child can end the program any way
+            return "memory limit"
+        if job["timed_out"]:
+            return "wall-clock limit"
+        if job["killed"]:
+            return "stopped by the scorer"
+        if code == -signal.SIGXCPU or (
+            code == -signal.SIGKILL and cpu_seconds >= job["cpu_limit"] - 0.05
+        ):
+            return "CPU time limit"
+        if code < 0:
+            return f"signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
     def drain(self, job: dict[str, Any]) -> None:
         while True:
             try:
@@ -227,11 +255,14 @@ class Zygote:
     def reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if os.WIFSTOPPED(status):  # traced by us (PTRACE_TRACEME): never resumed
+                self.kill(pid)
+                continue
             job = self.jobs.pop(pid, None)
             if job is None:
                 continue
@@ -262,6 +293,7 @@ class Zygote:
                         "output": bytes(job["output"]).decode("utf-8", "replace"),
                         "output_bytes": job["output_bytes"],
                         "peak_memory_bytes": self.peak(job["slot"]),
+                        "cause": self.cause(job, status, usage.ru_utime + usage.ru_stime),
                     },
                 )
             )
