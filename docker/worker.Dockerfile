@@ -8,8 +8,9 @@ ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 FROM ${VLLM_IMAGE}
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES=1
-# bubblewrap builds the HumanEval+ sandbox's jail (an allowlisted root for generated code)
-RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
+# bubblewrap builds the HumanEval+ sandbox's jail (an allowlisted root for generated code);
+# libseccomp2 compiles the system-call allowlist each program runs under
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md /src/
 COPY evalsuite /src/evalsuite
@@ -23,7 +24,9 @@ RUN python3 -m pip freeze \
     && rm -rf /src
 
 # Runs as root, as the vLLM image does: the HumanEval+ sandbox gives each program its own
-# uid and cgroup (its jail also needs CAP_SYS_ADMIN or user namespaces; see README).
+# uid and cgroup. Its jail also needs CAP_SYS_ADMIN, a seccomp profile that allows pivot_root
+# (docker/seccomp-bwrap.json) and no AppArmor mount ban: docker-compose.yml's worker service
+# has all three; a `docker run` must add them (README, "Deployment"), or HumanEval+ jobs fail.
 ENV HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
 WORKDIR /var/lib/evalsuite
 ENTRYPOINT ["evalsuite", "worker"]

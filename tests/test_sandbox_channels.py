@@ -401,10 +401,14 @@ def test_concurrent_programs_cannot_talk_in_the_sandbox() -> None:
     assert heard["tcp"] == said["tcp"] == "refused: PermissionError"
 
 
+# package files that hold answers (the demo's canonical solutions, a training set)
+ANSWERS = [str(CHECKOUT / "evalsuite" / "demo" / "data.py")]
+ANSWERS += [str(CHECKOUT / "evalsuite" / "training" / "data" / "math_train.jsonl")]
 ROOT_WRITES = {
-    "plant": """
-import json, sys
-found = {"path0": sys.path[0], "cwd_on_path": "" in sys.path or "/" in sys.path}
+    "plant": f"""
+import json, os, sys
+ANSWERS = {ANSWERS!r}
+found = {{"path0": sys.path[0], "cwd_on_path": "" in sys.path or "/" in sys.path}}
 for path in ("/unicodedata.py", "/big"):
     try:
         with open(path, "w") as f:
@@ -412,6 +416,20 @@ for path in ("/unicodedata.py", "/big"):
         found[path] = "WRITTEN"
     except OSError as e:
         found[path] = type(e).__name__
+try:
+    with open("/tmp/fill", "wb") as f:  # its own /tmp: sized, not the host's disk
+        for _ in range(1024):
+            f.write(b"x" * 2**20)
+    found["tmp_1GiB"] = "WRITTEN"
+except OSError as e:
+    size = os.path.getsize("/tmp/fill") >> 20
+    found["tmp_1GiB"] = type(e).__name__ + " after " + str(size) + " MiB"
+for name in ANSWERS:
+    try:
+        open(name).read()
+        found[name] = "READ"
+    except OSError as e:
+        found[name] = type(e).__name__
 print(json.dumps(found))
 """,
     "victim": """
@@ -426,12 +444,15 @@ def check_root_writes(results: dict) -> None:
     victim = json.loads(results["victim"][1].strip().splitlines()[-1])
     assert plant["/unicodedata.py"] == plant["/big"] == "OSError", plant
     assert plant["cwd_on_path"] is False, plant
+    assert plant["tmp_1GiB"].startswith("OSError after 6"), plant  # 64 MiB, then ENOSPC
+    assert {plant[name] for name in ANSWERS} == {"FileNotFoundError"}, plant
     assert victim["name"] == "LATIN SMALL LETTER A" and not victim["file"].startswith("/unic")
 
 
 def test_the_jail_root_is_read_only_and_not_on_the_path() -> None:
-    """A program cannot plant a module for the next one: / is read-only and not on sys.path
-    (as root; the ordinary-user test runs the same programs)."""
+    """A program cannot plant a module for the next one: / is read-only and not on sys.path;
+    its own /tmp is sized; the package's answer-bearing files are not there (as root; the
+    ordinary-user test runs the same programs)."""
     results, _ = run(ROOT_WRITES)
     check_root_writes(results)
 
