@@ -294,6 +294,13 @@ found = {{
     "userfaultfd": call(323, 0),
     "setns": call(308, 0, 0),
 }}
+import fcntl
+try:
+    with open(os.__file__, "rb") as shared:  # a file every program sees, read-only
+        fcntl.flock(shared, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    found["flock"] = "ALLOWED"
+except OSError as e:
+    found["flock"] = errno.errorcode[e.errno]
 try:
     socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     found["socket_inet"] = "ALLOWED"
@@ -311,11 +318,12 @@ found["thread"] = result
 print(json.dumps(found))
 """
 REFUSED = ("add_key", "keyctl", "request_key", "unshare_user", "unshare_net")
-REFUSED += ("mount_tmpfs", "ptrace", "bpf", "userfaultfd", "setns", "socket_inet")
+REFUSED += ("mount_tmpfs", "ptrace", "bpf", "userfaultfd", "setns", "socket_inet", "flock")
 
 
 def test_the_filter_refuses_kernel_objects_and_keeps_what_programs_use() -> None:
-    """Keyrings, namespaces, mounts, ptrace, bpf, inet sockets: refused; clone3 is ENOSYS
+    """Keyrings, namespaces, mounts, ptrace, bpf, inet sockets, locks on shared files:
+    refused; clone3 is ENOSYS
     (libc falls back to clone); processes and threads still work."""
     results, info = run({"objects": KERNEL_OBJECTS})
     exit_info, output = results["objects"]

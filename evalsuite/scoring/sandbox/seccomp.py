@@ -10,7 +10,9 @@ What is refused (``EPERM``, so Python raises ``PermissionError``): everything no
 ``ALLOWED``, among them the keyring calls, ``unshare``/``setns``/``mount`` and the other
 namespace and filesystem-tree calls, ``ptrace`` and ``process_vm_*``, ``bpf``,
 ``perf_event_open``, ``userfaultfd``, ``io_uring``, module and clock calls, and uid/gid
-changes. ``clone`` is allowed only without namespace flags; ``clone3`` cannot be inspected
+changes, and ``flock`` (it needs no write access, so two programs could signal through a
+lock on a shared read-only file, or learn that the other died). ``clone`` is allowed only
+without namespace flags; ``clone3`` cannot be inspected
 (its flags live in memory), so it fails with ``ENOSYS`` and libc falls back to ``clone``.
 ``socket`` is allowed for ``AF_UNIX`` only, and SysV IPC at all, only where each program
 has network and IPC namespaces of its own (so an abstract socket name or a shared memory
@@ -55,7 +57,7 @@ _GROUPS = {  # why each group is safe to allow: the key says
         "fstatfs access faccessat faccessat2 readlink readlinkat getdents getdents64 getcwd "
         "chdir fchdir mkdir mkdirat rmdir unlink unlinkat rename renameat renameat2 link "
         "linkat symlink symlinkat chmod fchmod fchmodat chown fchown lchown fchownat truncate "
-        "ftruncate fsync fdatasync fallocate flock fcntl dup dup2 dup3 pipe pipe2 umask utime "
+        "ftruncate fsync fdatasync fallocate fcntl dup dup2 dup3 pipe pipe2 umask utime "
         "utimes utimensat futimesat sendfile copy_file_range splice tee fadvise64 readahead "
         "getxattr lgetxattr fgetxattr listxattr llistxattr flistxattr ioctl memfd_create"
     ),
