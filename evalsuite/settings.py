@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.tokens import SYNTAX, Grant, parse_line
 
 # Where clients (worker, submit, dashboard) look for the results service when nothing says.
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -23,6 +24,17 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 # once JSON-escaped) and the scorer's details (test output), about 100 MB at worst; MATH is
 # 5,000 rows of up to 2,048 tokens, about 40 MB. 256 MiB leaves room above both.
 DEFAULT_MAX_BODY_BYTES = 256 * 2**20
+# Bodies sent to the routes that write nothing (every GET and ``POST /v1/gate``), which answer
+# without a token, are capped here. The only such body is the gate's: the largest its schema
+# lets through (100 checks, names of 512 characters, non-ASCII escaped as \uXXXX) is about
+# 620 KB (tests/test_api_limits.py builds it), a real one under 2 KB.
+DEFAULT_MAX_READ_BODY_BYTES = 2**20
+# The request line and headers (and a read's whole body) must arrive within this many
+# seconds of the connection, or of the previous answer on it; then the connection is closed.
+DEFAULT_HEADER_TIMEOUT_S = 10
+# Connections served at once; a request on one more is answered 503 at once. Workers, the
+# dashboard and the gate hold a handful; each connection holds at most one read's body.
+DEFAULT_MAX_CONNECTIONS = 100
 # Real bodies nest fewer than 10 levels (a samples row inside ``samples`` inside the body).
 DEFAULT_MAX_JSON_DEPTH = 64
 # Above this, storing a document would be allowed that the response serializer (pydantic,
@@ -66,11 +78,13 @@ class Settings:
         default=None,
         metadata=_env(
             "EVALSUITE_API_TOKEN_FILE",
-            "API: a text file of more accepted tokens, one per line ('#' starts a comment line)",
+            "API: a text file of more accepted tokens, one per line ('#' starts a comment "
+            "line); a line may add name=NAME and runs=GLOB[,GLOB] to scope the token",
         ),
     )
-    # Not a variable of its own: EVALSUITE_API_TOKEN and the lines of the token file.
-    tokens: frozenset[str] = field(default_factory=frozenset)
+    # Not a variable of its own: EVALSUITE_API_TOKEN (unscoped, unnamed) and the lines of
+    # the token file, each with its name and scope (evalsuite.tokens).
+    grants: tuple[Grant, ...] = ()
     database_url: str | None = field(
         default=None,
         metadata=_env(
@@ -105,6 +119,29 @@ class Settings:
         default=DEFAULT_MAX_BODY_BYTES,
         metadata=_env("EVALSUITE_API_MAX_BODY_BYTES", "API: larger request bodies are a 413"),
     )
+    max_read_body_bytes: int = field(
+        default=DEFAULT_MAX_READ_BODY_BYTES,
+        metadata=_env(
+            "EVALSUITE_API_MAX_READ_BODY_BYTES",
+            "API: larger bodies sent to reads (GETs, POST /v1/gate), which need no token, "
+            "are a 413",
+        ),
+    )
+    header_timeout_s: int = field(
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        metadata=_env(
+            "EVALSUITE_API_HEADER_TIMEOUT",
+            "API: seconds a request's headers (and a read's body) may take to arrive; then "
+            "the connection is closed (408)",
+        ),
+    )
+    max_connections: int = field(
+        default=DEFAULT_MAX_CONNECTIONS,
+        metadata=_env(
+            "EVALSUITE_API_MAX_CONNECTIONS",
+            "API: connections served at once (per uvicorn worker); a request on one more is a 503",
+        ),
+    )
     max_json_depth: int = field(
         default=DEFAULT_MAX_JSON_DEPTH,
         metadata=_env(
@@ -119,6 +156,14 @@ class Settings:
             "vLLM on CPU: KV cache size (default: sized from the model and free memory)",
         ),
     )
+    allow_basic_sandbox: bool = field(
+        default=False,
+        metadata=_env(
+            "EVALSUITE_ALLOW_BASIC_SANDBOX",
+            "eval, worker: 1 scores HumanEval+ in the sandbox's weak basic mode where the "
+            "bubblewrap jail cannot start, instead of refusing (--allow-basic-sandbox)",
+        ),
+    )
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> Settings:
@@ -130,7 +175,7 @@ class Settings:
             api_url=_text("EVALSUITE_API_URL"),
             api_token=token,
             api_token_file=token_file,
-            tokens=frozenset(([token] if token else []) + _file_tokens(token_file)),
+            grants=_grants(token, token_file),
             database_url=database_url or _text("EVALSUITE_DATABASE_URL"),
             cache_dir=_path("EVALSUITE_CACHE_DIR"),
             work_dir=_path("EVALSUITE_WORK_DIR"),
@@ -139,11 +184,26 @@ class Settings:
             max_body_bytes=_integer(
                 "EVALSUITE_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1, None
             ),
+            max_read_body_bytes=_integer(
+                "EVALSUITE_API_MAX_READ_BODY_BYTES", DEFAULT_MAX_READ_BODY_BYTES, 1, None
+            ),
+            header_timeout_s=_integer(
+                "EVALSUITE_API_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT_S, 1, None
+            ),
+            max_connections=_integer(
+                "EVALSUITE_API_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, None
+            ),
             max_json_depth=_integer(
                 "EVALSUITE_API_MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH, 1, JSON_DEPTH_CEILING
             ),
             kv_cache_bytes=_integer("EVALSUITE_KV_CACHE_BYTES", None, 1, None),
+            allow_basic_sandbox=_boolean("EVALSUITE_ALLOW_BASIC_SANDBOX"),
         )
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """Every accepted token's secret."""
+        return frozenset(grant.secret for grant in self.grants)
 
     @property
     def client_api_url(self) -> str:
@@ -170,6 +230,12 @@ ENVIRONMENT: dict[str, str] = {
     f.metadata["env"]: f.metadata["doc"] for f in fields(Settings) if "env" in f.metadata
 }
 _VARIABLE = {f.name: f.metadata["env"] for f in fields(Settings) if "env" in f.metadata}
+
+
+def variable(name: str) -> str:
+    """The environment variable of the field ``name``, for messages that tell the user which
+    setting to change (e.g. ``variable("max_body_bytes")``)."""
+    return _VARIABLE[name]
 
 
 @functools.cache
@@ -223,9 +289,35 @@ def _integer(name: str, default: int | None, low: int, high: int | None) -> int 
     return int(raw)
 
 
-def _file_tokens(token_file: Path | None) -> list[str]:
-    """The lines of the token file, stripped, but for blank lines and ``#`` comments (a
-    comment line must never be a token someone could send)."""
+def _grants(token: str | None, token_file: Path | None) -> tuple[Grant, ...]:
+    """EVALSUITE_API_TOKEN (unscoped) and the token file's grants; one secret with two
+    different names or scopes is refused, as is one name given to two secrets (a
+    checkpoint's ``registered_by`` would not say which token it was)."""
+    seen: dict[str, tuple[Grant, str]] = {}
+    named: dict[str, str] = {}
+    where_env = "EVALSUITE_API_TOKEN"
+    found = ([(Grant(secret=token), where_env)] if token else []) + _file_grants(token_file)
+    for grant, where in found:
+        if grant.secret in seen:
+            if seen[grant.secret][0] != grant:
+                raise SettingsError(
+                    f"{where} repeats the token of {seen[grant.secret][1]} with another name "
+                    "or runs=: a token has one name and one scope; keep one of the two lines"
+                )
+            continue
+        if grant.name is not None and named.setdefault(grant.name, where) != where:
+            raise SettingsError(
+                f"{where} reuses name={grant.name}, already the name of {named[grant.name]}'s "
+                "token: give each token its own name"
+            )
+        seen[grant.secret] = (grant, where)
+    return tuple(grant for grant, _ in seen.values())
+
+
+def _file_grants(token_file: Path | None) -> list[tuple[Grant, str]]:
+    """The token file's lines as grants, each with where it is (``EVALSUITE_API_TOKEN_FILE
+    <path> line <n>``): blank lines and ``#`` comments are skipped (a comment line must never
+    be a token someone could send), surrounding whitespace is stripped."""
     if token_file is None:
         return []
     try:
@@ -236,5 +328,14 @@ def _file_tokens(token_file: Path | None) -> list[str]:
             f"cannot read EVALSUITE_API_TOKEN_FILE {token_file}: {why}; "
             "point it at a text file with one token per line"
         ) from None
-    stripped = (line.strip() for line in lines)
-    return [line for line in stripped if line and not line.startswith("#")]
+    grants = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"EVALSUITE_API_TOKEN_FILE {token_file} line {number}"
+        try:
+            grants.append((parse_line(stripped), where))
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}; a line reads {SYNTAX}") from None
+    return grants

@@ -71,10 +71,12 @@ def free_port() -> int:
 
 
 class Server:
-    """``evalsuite.api`` under uvicorn in a child process, on a free port."""
+    """``evalsuite.api`` under uvicorn in a child process, on a free port; ``cli=True``: as
+    ``evalsuite api`` starts it, with its connection limits (evalsuite.api.serve)."""
 
-    def __init__(self, database_url: str, **env: str) -> None:
+    def __init__(self, database_url: str, cli: bool = False, **env: str) -> None:
         self.database_url = database_url
+        self.cli = cli
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -87,11 +89,13 @@ class Server:
             "EVALSUITE_API_TOKEN": TOKEN,
             **self.env,
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "evalsuite.api.app:create_app", "--factory",
-             "--port", str(self.port), "--log-level", "warning"],
-            env=env,
-        )  # fmt: skip
+        if self.cli:
+            command = [sys.executable, "-c", "from evalsuite.cli import main; main()",
+                       "api", "--port", str(self.port)]  # fmt: skip
+        else:
+            command = [sys.executable, "-m", "uvicorn", "evalsuite.api.app:create_app",
+                       "--factory", "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+        self.process = subprocess.Popen(command, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -122,11 +126,11 @@ class Server:
                 self.kill()
 
 
-def served(backend: str, tmp_path: Path, **env: str):
+def served(backend: str, tmp_path: Path, cli: bool = False, **env: str):
     """Generator for fixtures: a migrated database and a server on it; both removed after."""
     url, drop = make_database(backend, tmp_path)
     migrate.upgrade(url)
-    server = Server(url, **env).start()
+    server = Server(url, cli=cli, **env).start()
     try:
         yield server
     finally:

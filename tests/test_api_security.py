@@ -328,7 +328,8 @@ def test_with_read_auth_reads_and_the_gate_need_the_token_too(backend, tmp_path)
 
 
 def test_which_routes_need_a_token(tmp_path):
-    """Declared by each handler's session: every POST but the gate's writes."""
+    """Declared by each handler's session: every POST but the gate's writes, and the
+    worker's calls on the queue need an unscoped token."""
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
     access = {
         (method, route.path): route_access(route)
@@ -337,6 +338,10 @@ def test_which_routes_need_a_token(tmp_path):
         for method in route.methods
     }
     assert len(access) >= 15
+    worker = {"claim", "heartbeat", "complete", "fail", "release"}
     for (method, path), kind in access.items():
         expected = "read" if method == "GET" or path == "/v1/gate" else "write"
+        if method == "POST" and path.startswith("/v1/jobs/") and path.rsplit("/", 1)[1] in worker:
+            expected = "worker"
         assert kind == expected, (method, path)
+    assert sum(kind == "worker" for kind in access.values()) == len(worker)

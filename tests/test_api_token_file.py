@@ -1,14 +1,17 @@
 """``EVALSUITE_API_TOKEN_FILE``: several tokens, one per line, through ``evalsuite api``.
 
-The format (evalsuite/settings.py, docs/api.md): one token per line, surrounding
+The format (evalsuite/tokens.py, docs/api.md): one token per line, surrounding
 whitespace (and a CRLF line end) stripped, blank lines and ``#`` comment lines skipped (a
-comment is never a token). Every token is accepted and the file's tokens add to
-``EVALSUITE_API_TOKEN``. A file that cannot be read stops
-``evalsuite api`` before it serves anything, with one line that names the variable and the file.
+comment is never a token); after the token a line may give ``name=NAME`` and
+``runs=GLOB[,GLOB...]`` (what a scoped token may write: tests/test_api_scoped_tokens.py).
+Every token is accepted and the file's tokens add to ``EVALSUITE_API_TOKEN``. A file that
+cannot be read, or a line that cannot be parsed, stops ``evalsuite api`` before it serves
+anything, with one line that names the variable, the file (and the line).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,7 +22,9 @@ import httpx
 import pytest
 from service_support import TOKEN, free_port, make_database
 
+from evalsuite.settings import Settings, SettingsError
 from evalsuite.store import migrate
+from evalsuite.tokens import Grant, fingerprint
 
 FILE_TOKENS = ("alpha-0123", "beta-4567", "gamma-89ab")
 
@@ -205,3 +210,89 @@ def test_a_token_file_that_is_not_text_stops_the_api_with_a_clear_message(databa
     assert result.returncode == 2, (result.stdout, result.stderr)
     message = " ".join(result.stderr.split())
     assert "EVALSUITE_API_TOKEN_FILE" in message and str(token_file) in message
+
+
+def _grants(monkeypatch, path: Path, text: str, env_token: str = "") -> tuple[Grant, ...]:
+    path.write_text(text)
+    monkeypatch.setenv("EVALSUITE_API_TOKEN", env_token)
+    monkeypatch.setenv("EVALSUITE_API_TOKEN_FILE", str(path))
+    return Settings.from_env().grants
+
+
+def test_a_line_names_and_scopes_its_token(monkeypatch, tmp_path):
+    text = (
+        "plain-1\n"
+        "  alice-2  name=alice   runs=team-a-*\n"
+        "bob-3\truns=team-b-*,shared-?\n"
+        "# carol-4 name=carol runs=x-*\n"
+        "pad==5 name=base64.padded@ci\n"  # a token may end in '=' (base64 padding)
+    )
+    grants = _grants(monkeypatch, tmp_path / "tokens", text, env_token="env-0")
+    assert grants == (
+        Grant("env-0"),
+        Grant("plain-1"),
+        Grant("alice-2", name="alice", runs=("team-a-*",)),
+        Grant("bob-3", runs=("team-b-*", "shared-?")),
+        Grant("pad==5", name="base64.padded@ci"),
+    )
+    env, plain, alice, bob, padded = grants
+    assert not env.scoped and not plain.scoped and alice.scoped
+    assert env.label == fingerprint("env-0") == "sha256:" + hashlib.sha256(b"env-0").hexdigest()[:8]
+    assert alice.label == "alice" and bob.label == fingerprint("bob-3")
+    assert alice.allows("team-a-x") and not alice.allows("team-b-x")
+    assert not alice.allows("Team-a-x")  # case-sensitive on every platform
+    assert bob.allows("shared-1") and not bob.allows("shared-12") and bob.allows("team-b-")
+    assert plain.allows("anything") and "alice-2" not in repr(alice)
+    assert padded.label == "base64.padded@ci" and not padded.scoped
+
+
+def test_identical_lines_are_one_token(monkeypatch, tmp_path):
+    grants = _grants(monkeypatch, tmp_path / "t", "a name=x runs=p-*\na name=x runs=p-*\n", "a2")
+    assert len(grants) == 2
+
+
+MALFORMED = {
+    "space-in-token": ("secret-half other-half", "word 2 is not key=value", "other-half"),
+    "unknown-key": ("tok nmae=alice", "nmae= is not a field", None),
+    "empty-runs": ("tok runs=", "empty pattern", None),
+    "empty-pattern": ("tok runs=a-*,,b-*", "empty pattern", None),
+    "bad-name": ("tok name=al/ice", "is not a name", None),
+    "repeated-key": ("tok runs=a-* runs=b-*", "runs= is given twice", None),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_line_is_refused_naming_the_file_and_line(monkeypatch, tmp_path, case):
+    line, why, secret_part = MALFORMED[case]
+    path = tmp_path / "tokens"
+    with pytest.raises(SettingsError) as caught:
+        _grants(monkeypatch, path, f"# header\ngood-token\n\n{line}\n")
+    message = str(caught.value)
+    assert f"EVALSUITE_API_TOKEN_FILE {path} line 4" in message, message
+    assert why in message and "TOKEN [name=NAME] [runs=GLOB[,GLOB...]]" in message
+    assert "tok " not in message and "secret-half" not in message
+    if secret_part:  # a token split by a space must not reach the log either
+        assert secret_part not in message
+
+
+def test_one_token_with_two_scopes_or_one_name_for_two_tokens_is_refused(monkeypatch, tmp_path):
+    path = tmp_path / "tokens"
+    with pytest.raises(SettingsError, match=r"line 2 repeats the token of .* line 1"):
+        _grants(monkeypatch, path, "tok runs=a-*\ntok runs=b-*\n")
+    with pytest.raises(
+        SettingsError, match=r"line 3 reuses name=ci, already the name of .* line 1"
+    ):
+        _grants(monkeypatch, path, "t1 name=ci\n\nt2 name=ci\n")
+    with pytest.raises(SettingsError, match="repeats the token of EVALSUITE_API_TOKEN"):
+        _grants(monkeypatch, path, "env-tok runs=a-*\n", env_token="env-tok")
+
+
+def test_a_malformed_line_stops_the_api_with_a_clear_message(database, tmp_path):
+    token_file = tmp_path / "tokens"
+    token_file.write_text("ok-token\nalice-secret name=alice runs=team-a-* team=b\n")
+    result = _api_start(database, str(token_file), tmp_path)
+    _no_traceback(result)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    message = " ".join(result.stderr.split())
+    assert f"EVALSUITE_API_TOKEN_FILE {token_file} line 2" in message
+    assert "team= is not a field" in message and "alice-secret" not in message

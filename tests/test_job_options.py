@@ -16,6 +16,7 @@ from evalsuite.evaluation.options import JobOptions
 from evalsuite.evaluation.runner import EvalOptions
 from evalsuite.settings import Settings
 from evalsuite.store import migrate
+from evalsuite.tokens import Grant
 from evalsuite.worker.loop import JobOptionError, WorkerSettings, eval_options
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,7 +26,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def client(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate.upgrade(url)
-    with TestClient(create_app(Settings(database_url=url, tokens=frozenset({TOKEN})))) as c:
+    with TestClient(create_app(Settings(database_url=url, grants=(Grant(secret=TOKEN),)))) as c:
         run = {"name": "r", "method": "lora", "r": 8, "domain": "code", "base_model": "A"}
         assert c.post("/v1/runs", json=run, headers=AUTH).status_code == 201
         yield c

@@ -35,6 +35,7 @@ from evalsuite.tasks.registry import TaskRegistry
 from evalsuite.tasks.spec import _LM_EVAL_KEYS, DataSource, Sampling
 from evalsuite.testing.checkpoints import EXAMPLE_TASKS
 from evalsuite.testing.results_dirs import code_task, math_task, write_results_dir
+from evalsuite.tokens import Grant
 from evalsuite.worker.job import collect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def test_the_api_docs_link_the_results_schema():
 def client(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate.upgrade(url)
-    with TestClient(create_app(Settings(database_url=url, tokens=frozenset({TOKEN})))) as c:
+    with TestClient(create_app(Settings(database_url=url, grants=(Grant(secret=TOKEN),)))) as c:
         yield c
 
 

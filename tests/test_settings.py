@@ -93,7 +93,11 @@ READS = [
     ("EVALSUITE_MAX_ATTEMPTS", "5", "max_attempts", 5),
     ("EVALSUITE_API_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
     ("EVALSUITE_API_MAX_JSON_DEPTH", "200", "max_json_depth", 200),
+    ("EVALSUITE_API_MAX_READ_BODY_BYTES", "4096", "max_read_body_bytes", 4096),
+    ("EVALSUITE_API_HEADER_TIMEOUT", "3", "header_timeout_s", 3),
+    ("EVALSUITE_API_MAX_CONNECTIONS", "20", "max_connections", 20),
     ("EVALSUITE_KV_CACHE_BYTES", "268435456", "kv_cache_bytes", 268435456),
+    ("EVALSUITE_ALLOW_BASIC_SANDBOX", "1", "allow_basic_sandbox", True),
 ]
 
 
@@ -106,7 +110,7 @@ def test_each_variable_reaches_its_field(env, name, raw, attr, value) -> None:
 
 def test_every_variable_is_read() -> None:
     assert {name for name, *_ in READS} | {"EVALSUITE_API_TOKEN_FILE"} == set(ENVIRONMENT)
-    assert {f.name for f in fields(Settings)} - {"tokens"} == {attr for *_, attr, _ in READS} | {
+    assert {f.name for f in fields(Settings)} - {"grants"} == {attr for *_, attr, _ in READS} | {
         "api_token_file"
     }
 
@@ -134,8 +138,11 @@ def test_read_once_until_the_cache_is_cleared(env, monkeypatch) -> None:
         ("EVALSUITE_MAX_ATTEMPTS", "0", "EVALSUITE_MAX_ATTEMPTS must be an integer >= 1"),
         ("EVALSUITE_API_MAX_BODY_BYTES", "1e6", "must be an integer >= 1, not '1e6'"),
         ("EVALSUITE_API_MAX_JSON_DEPTH", "500", "must be an integer between 1 and 200"),
+        ("EVALSUITE_API_HEADER_TIMEOUT", "0.5", "EVALSUITE_API_HEADER_TIMEOUT must be an integer"),
+        ("EVALSUITE_API_MAX_CONNECTIONS", "0", "EVALSUITE_API_MAX_CONNECTIONS must be an integer"),
         ("EVALSUITE_KV_CACHE_BYTES", "-1", "EVALSUITE_KV_CACHE_BYTES must be an integer >= 1"),
         ("EVALSUITE_API_READ_AUTH", "maybe", "EVALSUITE_API_READ_AUTH must be 1 or 0"),
+        ("EVALSUITE_ALLOW_BASIC_SANDBOX", "y", "EVALSUITE_ALLOW_BASIC_SANDBOX must be 1 or 0"),
         ("EVALSUITE_API_TOKEN_FILE", "/no/such/file", "cannot read EVALSUITE_API_TOKEN_FILE"),
     ],
 )

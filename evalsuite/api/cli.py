@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
+        from evalsuite.api.serve import PROTOCOL
         from evalsuite.settings import Settings, environment_for, get_settings
         from evalsuite.store import migrate
         from evalsuite.store.errors import StoreError
@@ -34,7 +35,8 @@ def register(app: typer.Typer) -> None:
             raise StoreError(
                 "the database is not at the newest revision: run 'evalsuite db upgrade' first"
             )
-        # the app (``create_app`` in uvicorn's workers) reads its settings again
+        # the app (``create_app`` in uvicorn's workers) and its connections' protocol
+        # (evalsuite.api.serve: header timeout, connection cap) read their settings again
         os.environ.update(environment_for(database_url=settings.database_url))
         get_settings.cache_clear()
         uvicorn.run(
@@ -44,4 +46,5 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level="info",
+            http=PROTOCOL,  # header timeout, connection cap
         )

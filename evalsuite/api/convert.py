@@ -53,6 +53,7 @@ def checkpoint(row: models.Checkpoint) -> schemas.Checkpoint:
         final=row.final,
         created_at=row.created_at,
         analysis=analysis(row.analysis),
+        registered_by=row.registered_by,
     )
 
 

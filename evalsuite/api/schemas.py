@@ -80,6 +80,12 @@ class Checkpoint(BaseModel):
         description="the adapter's update per module type, computed by the worker "
         "(results.json's adapter_analysis); null until a job completed, and for the base",
     )
+    registered_by: str | None = Field(
+        None,
+        description="the API token that registered it: the token file's name=, else "
+        "'sha256:' and the first 8 hex digits of the token's SHA-256 (never the token); null "
+        "for checkpoints stored before this was recorded",
+    )
 
 
 class Run(BaseModel):
@@ -151,6 +157,12 @@ class Score(BaseModel):
     engine_version: str | None
     data_sha256: str | None
     prompt_sha256: str | None
+    sandbox: str | None = Field(
+        None,
+        description="tasks that run generated code (HumanEval+): namespaces (the bubblewrap "
+        "jail) or basic (the weak fallback, allowed by the worker's --allow-basic-sandbox); "
+        "null for other tasks and for scores stored before this was recorded",
+    )
 
 
 class CheckpointDetail(Checkpoint):

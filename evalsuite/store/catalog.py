@@ -111,8 +111,10 @@ def register_checkpoint(
     run_name: str,
     fields: dict[str, Any],
     max_attempts: int,
+    registered_by: str | None = None,
 ) -> Registered:
-    """Store a checkpoint and enqueue one PENDING job per suite; the same sha256 again: no-op."""
+    """Store a checkpoint and enqueue one PENDING job per suite; the same sha256 again: no-op
+    (the first registration's ``registered_by``, the token label, stays)."""
     run = get_run(session, run_name)
     existing = session.scalar(
         select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.sha256 == fields["sha256"])
@@ -127,6 +129,7 @@ def register_checkpoint(
         uri=fields["uri"],
         sha256=fields["sha256"],
         final=bool(fields.get("final")),
+        registered_by=registered_by,
     )
     session.add(checkpoint)
     suites = fields.get("suites") or DEFAULT_SUITES.get(run.domain, [forgetting().task])

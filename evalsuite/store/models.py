@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from evalsuite.tokens import LABEL_MAX
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -112,6 +114,9 @@ class Checkpoint(Base):
     # results.json's adapter_analysis (an AdapterAnalysis), from the checkpoint's first
     # completed job that carried one; null until then and for the base
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the label of the API token that registered it (its name, else its sha256 fingerprint;
+    # never the secret): evalsuite.tokens. Null for checkpoints stored before revision 0003.
+    registered_by: Mapped[str | None] = mapped_column(String(LABEL_MAX), nullable=True)
 
     run: Mapped[Run] = relationship(back_populates="checkpoints", lazy="joined")
 
@@ -170,6 +175,10 @@ class Score(Base):
     engine_version: Mapped[str | None] = mapped_column(String(64))
     data_sha256: Mapped[str | None] = mapped_column(String(128))
     prompt_sha256: Mapped[str | None] = mapped_column(String(128))
+    # how the task's generated programs were confined: namespaces (the jail) or basic (the
+    # fallback, allowed by --allow-basic-sandbox); null for tasks that run no generated code
+    # and for scores stored before revision 0004
+    sandbox: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
 from evalsuite.api import convert
-from evalsuite.api.deps import ReadSession, WriteSession
+from evalsuite.api.auth import require_run
+from evalsuite.api.deps import Caller, ReadSession, WriteSession
 from evalsuite.api.schemas import (
     INT64,
     Checkpoint,
@@ -42,9 +43,11 @@ def get_checkpoint(checkpoint_id: CheckpointId, session: ReadSession) -> Checkpo
 
 
 @router.post("/checkpoints/{checkpoint_id}/final", response_model=Checkpoint)
-def mark_final(checkpoint_id: CheckpointId, session: WriteSession) -> Checkpoint:
+def mark_final(checkpoint_id: CheckpointId, session: WriteSession, caller: Caller) -> Checkpoint:
     """Mark a registered checkpoint its run's final one (LAST); the run's other checkpoints
-    lose the mark. Idempotent; the base (epoch 0) is a 409."""
+    lose the mark. Idempotent; the base (epoch 0) is a 409; a run outside the token's
+    scope, a 403."""
+    require_run(caller, catalog.get_checkpoint(session, checkpoint_id).run.name)
     return convert.checkpoint(catalog.mark_final(session, checkpoint_id))
 
 

@@ -1,4 +1,7 @@
-"""The queue over HTTP: list, claim (204 when empty), heartbeat, complete, fail, release, retry."""
+"""The queue over HTTP: list, claim (204 when empty), heartbeat, complete, fail, release, retry.
+
+A worker's calls take a ``WorkerSession``: the queue hands a worker any run's job, so they
+need an unscoped token. Retry is a person's call and needs only the job's run in scope."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from evalsuite.api import convert
-from evalsuite.api.deps import ReadSession, WriteSession
+from evalsuite.api.auth import require_run
+from evalsuite.api.deps import Caller, ReadSession, WorkerSession, WriteSession
 from evalsuite.api.schemas import (
     INT64,
     ClaimIn,
@@ -45,7 +49,7 @@ def get_job(job_id: JobId, session: ReadSession) -> Job:
     response_model=JobClaim,
     responses={204: {"description": "nothing is pending"}},
 )
-def claim(body: ClaimIn, session: WriteSession) -> JobClaim | Response:
+def claim(body: ClaimIn, session: WorkerSession) -> JobClaim | Response:
     job = queue.claim(session, body.worker_id, body.lease_s)
     if job is None:
         return Response(status_code=204)
@@ -53,26 +57,27 @@ def claim(body: ClaimIn, session: WriteSession) -> JobClaim | Response:
 
 
 @router.post("/jobs/{job_id}/heartbeat", response_model=Job, responses={409: {}})
-def heartbeat(job_id: JobId, body: HeartbeatIn, session: WriteSession) -> Job:
+def heartbeat(job_id: JobId, body: HeartbeatIn, session: WorkerSession) -> Job:
     return convert.job(queue.heartbeat(session, job_id, body.worker_id, body.lease_s))
 
 
 @router.post("/jobs/{job_id}/complete", response_model=Job, responses={409: {}})
-def complete(job_id: JobId, body: CompleteIn, session: WriteSession) -> Job:
+def complete(job_id: JobId, body: CompleteIn, session: WorkerSession) -> Job:
     job = queue.complete(session, job_id, body.worker_id, body.results, body.samples)
     return convert.job(job)
 
 
 @router.post("/jobs/{job_id}/fail", response_model=Job, responses={409: {}})
-def fail(job_id: JobId, body: FailIn, session: WriteSession) -> Job:
+def fail(job_id: JobId, body: FailIn, session: WorkerSession) -> Job:
     return convert.job(queue.fail(session, job_id, body.worker_id, body.error))
 
 
 @router.post("/jobs/{job_id}/release", response_model=Job, responses={409: {}})
-def release(job_id: JobId, body: ReleaseIn, session: WriteSession) -> Job:
+def release(job_id: JobId, body: ReleaseIn, session: WorkerSession) -> Job:
     return convert.job(queue.release(session, job_id, body.worker_id))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=Job, responses={409: {}})
-def retry(job_id: JobId, session: WriteSession) -> Job:
+def retry(job_id: JobId, session: WriteSession, caller: Caller) -> Job:
+    require_run(caller, queue.get_job(session, job_id).checkpoint.run.name)
     return convert.job(queue.retry(session, job_id))

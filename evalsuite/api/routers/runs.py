@@ -1,4 +1,7 @@
-"""Runs and registering their checkpoints (which enqueues the jobs)."""
+"""Runs and registering their checkpoints (which enqueues the jobs).
+
+A scoped token (``runs=`` in the token file) writes only runs inside its scope: 403 before
+anything is stored. Each checkpoint records the label of the token that registered it."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from evalsuite.api import convert
-from evalsuite.api.deps import ReadSession, SettingsDep, WriteSession
+from evalsuite.api.auth import require_run
+from evalsuite.api.deps import Caller, ReadSession, SettingsDep, WriteSession
 from evalsuite.api.schemas import CheckpointIn, Domain, Registered, Run, RunDetail, RunIn
 from evalsuite.store import catalog
 
@@ -16,8 +20,9 @@ RunName = Annotated[str, Path(min_length=1, max_length=512)]
 
 
 @router.post("/runs", response_model=Run, status_code=201)
-def register_run(body: RunIn, session: WriteSession, response: Response) -> Run:
+def register_run(body: RunIn, session: WriteSession, caller: Caller, response: Response) -> Run:
     """201 with the new run; the same name and fields again: 200; other fields: 409."""
+    require_run(caller, body.name)
     run, created = catalog.register_run(session, body.model_dump())
     if not created:
         response.status_code = 200
@@ -49,14 +54,19 @@ def register_checkpoint(
     body: CheckpointIn,
     session: WriteSession,
     settings: SettingsDep,
+    caller: Caller,
     response: Response,
 ) -> Registered:
     """201 with the checkpoint and one PENDING job per suite; the same sha256 again: 200.
 
     ``options`` were checked against ``JobOptions`` (422 otherwise); the jobs keep only the
-    ones given, so an unset option leaves the worker's own setting in force."""
+    ones given, so an unset option leaves the worker's own setting in force. The same
+    sha256 again keeps the first registration's ``registered_by``."""
+    require_run(caller, run)
     fields = {**body.model_dump(), "options": body.options.overrides()}
-    done = catalog.register_checkpoint(session, run, fields, settings.max_attempts)
+    done = catalog.register_checkpoint(
+        session, run, fields, settings.max_attempts, registered_by=caller.label
+    )
     if not done.created:
         response.status_code = 200
     return Registered(
