@@ -192,7 +192,8 @@ def test_queue_failures_and_retry(monkeypatch, api):
     assert counts["FAILED"] == "1" and counts["PENDING"] == "0"
     finished = sum(1 for s in known_runs() for _ in s.epochs) + 2 * 3 + 3 - 1
     assert counts["FINISHED"] == str(finished)
-    assert any(FAIL_REASON in e.value for e in at.error)
+    assert any("suite" in e.value and "attempts" in e.value for e in at.error)
+    assert FAIL_REASON in [c.value for c in at.code]  # the reason as written, in a code block
     (retry,) = [b for b in at.button if b.label == "Retry"]
     assert retry.disabled  # no token yet
     at = run_app(monkeypatch, api, page="queue", token="not-the-token")

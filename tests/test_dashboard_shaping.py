@@ -80,3 +80,19 @@ def test_cli_runs_the_packaged_entry_headless(monkeypatch):
     monkeypatch.setenv("EVALSUITE_API_URL", "http://from-env:1")
     assert api_url_from_argv(["--api", "http://from-argv:2"]) == "http://from-argv:2"
     assert api_url_from_argv([]) == "http://from-env:1"
+
+
+def test_figure_labels_show_run_names_as_text():
+    """Plotly renders <a href>, <b> and <br> in trace names and hovers: a hostile run name
+    is escaped there, so it shows as the characters it is and makes no link."""
+    hostile = '<a href="http://evil">x</a><b>'
+    fig = curve_figure(
+        series_from_curves(
+            [{"run": hostile, "best_epoch": 1, "points": [{"epoch": 1, "value": 0.2}]}]
+        ),
+        "t",
+        "y",
+    )
+    labels = [t.name or "" for t in fig.data] + [t.hovertemplate or "" for t in fig.data]
+    assert not any("<a " in label or "<b>" in label for label in labels), labels
+    assert any("&lt;a href" in label for label in labels)

@@ -14,6 +14,7 @@ pytest.importorskip("evalsuite.api.app", reason="the results API (evalsuite.api)
 from streamlit.testing.v1 import AppTest
 
 from evalsuite.client import ApiClient
+from evalsuite.dashboard.escape import md_text
 from evalsuite.settings import get_settings
 from evalsuite.testing.dashboard_seed import TOKEN, live_api
 from evalsuite.testing.results_json import results_json
@@ -91,7 +92,7 @@ def test_checkpoint_page_shows_the_update_per_module_type(monkeypatch, api):
     url, ids = api
     at = _app(monkeypatch, url, page="checkpoint", checkpoint=str(ids[("spec-rasa", 2.0)]))
     assert any(s.value == "Adapter update" for s in at.subheader)
-    assert any(REPORTED in c.value for c in at.caption)
+    assert any(md_text(REPORTED) in c.value for c in at.caption)  # shown as text
     table = at.dataframe[0].value.set_index("module type")
     assert list(table.index) == ["mlp.up_proj"]
     row = table.loc["mlp.up_proj"]
@@ -108,7 +109,7 @@ def test_checkpoint_page_shows_the_update_per_module_type(monkeypatch, api):
 def test_a_skipped_kind_shows_its_note(monkeypatch, api):
     url, ids = api
     at = _app(monkeypatch, url, page="checkpoint", checkpoint=str(ids[("spec-full", 1.0)]))
-    assert any("skipped: a full update is not low-rank" in i.value for i in at.info)
+    assert any(md_text("skipped: a full update is not low-rank") in i.value for i in at.info)
     assert "pass@1" in set(at.dataframe[0].value["metric"])  # no analysis table, scores only
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 
+from evalsuite.dashboard.escape import csv_cell, md_text
 from evalsuite.dashboard.exports import latex_escape, to_csv, to_html, to_latex, to_markdown
 from evalsuite.dashboard.reference import load_reference, paper_base, with_reference_rows
 from evalsuite.dashboard.table import (
@@ -172,3 +173,67 @@ def test_html_tags_each_cell():
     )
     assert cell and cell.group(1) == "<b>59.5</b>"
     assert html.count("<tr>") == 3 + 5  # header rows + body rows
+
+
+# names a hostile token holder can give: a spreadsheet formula (OWASP's example), Markdown
+# that would be a link, and HTML that would run script
+FORMULA = "=cmd|' /C calc'!A0"
+MARKDOWN = "**bold** [x](http://evil)"
+TAG = "<img src=x onerror=alert(1)>"
+
+
+def hostile_view():
+    data = table_data()
+    data["base_models"] = [MARKDOWN, TAG]
+    data["rows"] = data["rows"][:2]
+    for row, method in zip(data["rows"], (FORMULA, "@SUM(1+1)*cmd|' /C calc'!A0"), strict=True):
+        row["method"] = method
+        row["run"] = {FORMULA: "-2+3", "@SUM(1+1)*cmd|' /C calc'!A0": TAG}[method]
+        row["cells"] = {MARKDOWN: row["cells"]["meta-llama/Llama-3.1-8B"], TAG: {}}
+    return from_table_data(data)
+
+
+def test_csv_cells_never_start_a_formula():
+    rows = list(csv.reader(io.StringIO(to_csv(hostile_view()))))
+    cells = [cell for row in rows for cell in row]
+    assert f"'{FORMULA}" in cells and "'-2+3" in cells and "'@SUM(1+1)*cmd|' /C calc'!A0" in cells
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    assert f"{MARKDOWN} run" in rows[0]  # text not starting a formula is left as it is
+    numbers = dict(zip(rows[0], rows[1], strict=True))
+    assert float(numbers[f"{MARKDOWN} Time"]) == 11.3 * 3600  # numbers stay numbers
+
+
+def test_csv_cell_escapes_each_formula_start_and_only_text():
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert csv_cell(f"{start}1+1") == f"'{start}1+1"
+    assert csv_cell("a=1") == "a=1" and csv_cell(-0.5) == -0.5 and csv_cell("") == ""
+
+
+def test_html_table_shows_names_as_text():
+    html = to_html(hostile_view())
+    assert "<img" not in html and "onerror=alert(1)>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'data-run="&lt;img src=x onerror=alert(1)&gt;"' in html
+    assert "**bold** [x](http://evil)" in html  # HTML does not render Markdown: plain text
+    assert "&#x27; /C calc&#x27;" in html  # quotes escaped too: attribute values cannot end
+
+
+def test_markdown_export_shows_names_as_text():
+    md = to_markdown(hostile_view())
+    assert MARKDOWN not in md and "[x](" not in md and TAG not in md
+    assert md_text(MARKDOWN, inline=True) in md and md_text(TAG, inline=True) in md
+    assert r"\*\*bold\*\* \[x\]\(http\://evil\)" in md
+    lines = md.splitlines()
+    assert len({line.count("|") - line.count(r"\|") for line in lines}) == 1  # no extra column
+
+
+def test_md_text_escapes_every_markdown_opener():
+    for hostile in (MARKDOWN, TAG, "![t](http://x/a.png)", ":red[alarm]", "$x$", "`code`",
+                    "# heading", "a | b", "~~s~~", "&lt;", "_i_", "<http://x>"):  # fmt: skip
+        escaped = md_text(hostile)
+        # each special character is preceded by a backslash, so none can open anything
+        assert re.fullmatch(r"(?:[^\\`*_{}\[\]()<>#+\-!|~$:&=]|\\[\\`*_{}\[\]()<>#+\-!|~$:&=])*",
+                            escaped), escaped  # fmt: skip
+        assert re.sub(r"\\(.)", r"\1", escaped) == hostile  # and it reads as the same text
+    assert md_text("a\nb\r\nc", inline=True) == "a b c" and md_text("a\nb") == "a\nb"
+    assert md_text("Llama 3.1 8B, r=8") == r"Llama 3.1 8B, r\=8"

@@ -17,6 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from evalsuite.base_epoch import is_trained
+from evalsuite.dashboard.escape import plot_text
 from evalsuite.dashboard.table import INTERVAL_Z
 
 
@@ -125,7 +126,7 @@ def _band_trace(fig: go.Figure, s: Series) -> None:
             opacity=0.2,
             line={"width": 0},
             mode="lines",
-            name=f"{s.run} +-{BAND_Z:g} stderr",
+            name=f"{plot_text(s.run)} +-{BAND_Z:g} stderr",
             legendgroup=s.run,
             showlegend=False,
             hoverinfo="skip",
@@ -144,10 +145,10 @@ def _significance_trace(fig: go.Figure, s: Series, marks: list[Significant], pai
             y=[100 * v for _, v in points],
             mode="markers",
             marker={"symbol": "diamond-open", "size": 18, "line": {"width": 2}},
-            name=f"significant: {pair}",
+            name=f"significant: {plot_text(pair)}",
             legendgroup="significance",
             text=[f"{m.diff:+.1f} points [{m.ci_low:+.1f}, {m.ci_high:+.1f}]" for m, _ in points],
-            hovertemplate=f"{pair} at epoch %{{x:g}}: %{{text}}<extra></extra>",
+            hovertemplate=f"{plot_text(pair)} at epoch %{{x:g}}: %{{text}}<extra></extra>",
         )
     )
 
@@ -171,7 +172,7 @@ def curve_figure(
                 x=s.epochs,
                 y=[100 * v for v in s.values],
                 mode="lines+markers",
-                name=s.run,
+                name=plot_text(s.run),
                 legendgroup=s.run,
             )
         )
@@ -184,10 +185,12 @@ def curve_figure(
                     y=[100 * value],
                     mode="markers",
                     marker={"symbol": "star", "size": 14},
-                    name=f"{s.run} BEST (epoch {best:g})",
+                    name=f"{plot_text(s.run)} BEST (epoch {best:g})",
                     legendgroup=s.run,
                     showlegend=False,
-                    hovertemplate=f"{s.run}: BEST epoch {best:g}, %{{y:.1f}}<extra></extra>",
+                    hovertemplate=(
+                        f"{plot_text(s.run)}: BEST epoch {best:g}, %{{y:.1f}}<extra></extra>"
+                    ),
                 )
             )
     if significant is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from evalsuite.client import ApiClient, ApiError
+from evalsuite.dashboard.escape import md_text
 
 TTL_S = 30
 TIMEOUT_S = 10.0  # a page waits no longer than this for the API
@@ -48,7 +49,7 @@ def unreachable_banner(url: str, error: Exception) -> None:
         "Start it (`evalsuite db upgrade && evalsuite api --port 8000`, or the docker "
         "compose service `api`) or point the dashboard at the right address with "
         "`evalsuite dashboard --api URL`, `EVALSUITE_API_URL`, or the API URL field in the "
-        f"sidebar.\n\nDetail: {error}"
+        f"sidebar.\n\nDetail: {md_text(error)}"
     )
 
 
@@ -57,7 +58,7 @@ def show_api_error(url: str, error: ApiError) -> None:
     if error.status is None:
         unreachable_banner(url, error)
     else:
-        st.error(f"The results API at {url} answered {error.status}: {error.detail}")
+        st.error(f"The results API at {url} answered {error.status}: {md_text(error.detail)}")
 
 
 def guarded(conn: Conn, page: Any) -> None:

@@ -3,6 +3,8 @@
 CSV is for machines: raw API units (scores as fractions, time in seconds, parameter counts)
 and no emphasis. Markdown, LaTeX and HTML are for people: the paper's cell text, bold for
 the best per base model and italic for the best per rank, reference rows marked "(paper)".
+Names come from whoever registered the runs, so each format escapes them: no CSV cell starts
+a formula, no name is Markdown, LaTeX or HTML (evalsuite.dashboard.escape).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import html
 import io
 from itertools import groupby
 
+from evalsuite.dashboard.escape import csv_cell, md_text
 from evalsuite.dashboard.table import (
     Column,
     TableView,
@@ -31,13 +34,14 @@ def _cell_text(view: TableView, i: int, base: str, col: Column) -> tuple[str, st
 
 def to_csv(view: TableView) -> str:
     """One header line (``<base> <column>``, plus ``<base> run`` naming the cell's run), then
-    one line per row with raw values."""
+    one line per row with raw values; text that a spreadsheet would run as a formula starts
+    with ``'``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["r", "method", "source"]
     for base in view.base_models:
         header += [f"{base} run"] + [f"{base} {col.label}" for col in view.columns]
-    writer.writerow(header)
+    writer.writerow([csv_cell(cell) for cell in header])
     for row in view.rows:
         line: list[object] = ["" if row.r is None else row.r, row.method]
         line.append("paper" if row.reference else "measured")
@@ -45,19 +49,19 @@ def to_csv(view: TableView) -> str:
             cells = row.cells.get(base, {})
             line.append(cell_run(row, base) or "")
             line += ["" if cells.get(col.key) is None else cells[col.key] for col in view.columns]
-        writer.writerow(line)
+        writer.writerow([csv_cell(cell) for cell in line])
     return out.getvalue()
 
 
 def to_markdown(view: TableView) -> str:
-    """A pipe table with flattened headers; ``**x**`` bold, ``*x*`` italic."""
+    """A pipe table with flattened headers; ``**x**`` bold, ``*x*`` italic; names as text."""
     header = ["r", "Method"] + [
         f"{base} {col.label}" for base in view.base_models for col in view.columns
     ]
-    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |"]
+    lines = ["| " + " | ".join(md_text(h, inline=True) for h in header) + " |"]
     lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
     for i, row in enumerate(view.rows):
-        cells = [format_rank(row.r), _md_escape(row.label)]
+        cells = [format_rank(row.r), md_text(row.label, inline=True)]
         for base in view.base_models:
             for col in view.columns:
                 text, mark = _cell_text(view, i, base, col)
@@ -66,10 +70,6 @@ def to_markdown(view: TableView) -> str:
                 )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 _LATEX_SPECIAL = {

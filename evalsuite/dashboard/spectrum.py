@@ -14,6 +14,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from evalsuite.dashboard.escape import plot_text
+
 # display name -> ModuleTypeSummary field, in the order the pages offer them
 QUANTITIES = {
     "mean Frobenius norm": "mean_frobenius",
@@ -76,7 +78,8 @@ def spectrum_figure(lines: list[Line], mtype: str, label: str) -> go.Figure:
     """A line per run of one quantity against epoch."""
     fig = go.Figure()
     for line in lines:
-        fig.add_trace(go.Scatter(x=line.epochs, y=line.values, mode="lines+markers", name=line.run))
+        name = plot_text(line.run)
+        fig.add_trace(go.Scatter(x=line.epochs, y=line.values, mode="lines+markers", name=name))
     fig.update_layout(
         title=f"Adapter update: {label}, {mtype}",
         xaxis_title="epoch",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.escape import md_text
 from evalsuite.dashboard.records import clip, code_failure_rows, math_answer_rows, score_rows
 from evalsuite.dashboard.spectrum import analysis_rows
 from evalsuite.protocol import forgetting, paper_tables
@@ -26,7 +27,7 @@ def _pick_checkpoint(conn: Conn) -> int | None:
     run = c1.selectbox("Run", runs, key="ck_run")
     checkpoints = sorted(get(conn, "get_run", run).get("checkpoints", []), key=lambda c: c["epoch"])
     if not checkpoints:
-        st.info(f"Run {run} has no checkpoint yet.")
+        st.info(f"Run {md_text(run)} has no checkpoint yet.")
         return None
     chosen = c2.selectbox(
         "Checkpoint",
@@ -64,7 +65,7 @@ def _samples(conn: Conn, checkpoint_id: int, tasks: list[str]) -> None:
         st.dataframe(rows, hide_index=True)
     for item in items[:10]:
         record = item.get("record") or {}
-        with st.expander(f"{item.get('doc_id')} #{item.get('sample_index')}"):
+        with st.expander(md_text(f"{item.get('doc_id')} #{item.get('sample_index')}", True)):
             st.code(clip(record.get("completion"), 4000) or "(no completion recorded)")
             st.json(record, expanded=False)
 
@@ -75,12 +76,20 @@ def _analysis(analysis: dict | None) -> None:
         return
     st.subheader("Adapter update")
     if analysis.get("reported"):
-        st.caption(f"{analysis.get('kind')}: {analysis['reported']}")
+        st.caption(md_text(f"{analysis.get('kind')}: {analysis['reported']}"))
     if analysis.get("note"):
-        st.info(analysis["note"])
+        st.info(md_text(analysis["note"]))
     rows = analysis_rows(analysis)
     if rows:
         st.dataframe(rows, hide_index=True, key="ck_analysis")
+
+
+def checkpoint_line(checkpoint: dict) -> str:
+    """Where the checkpoint is, its hash, and which API token registered it (plain text)."""
+    line = f"uri {checkpoint.get('uri')} · sha256 {str(checkpoint.get('sha256'))[:16]}…"
+    if checkpoint.get("registered_by"):
+        line += f" · registered by {checkpoint['registered_by']}"
+    return line
 
 
 def render(conn: Conn) -> None:
@@ -90,15 +99,16 @@ def render(conn: Conn) -> None:
         return
     checkpoint = get(conn, "get_checkpoint", checkpoint_id)
     st.subheader(
-        f"Checkpoint {checkpoint_id}: {checkpoint.get('run')} epoch {checkpoint.get('epoch')}"
+        f"Checkpoint {checkpoint_id}: {md_text(checkpoint.get('run'), inline=True)} "
+        f"epoch {checkpoint.get('epoch')}"
     )
-    st.caption(f"uri {checkpoint.get('uri')} · sha256 {str(checkpoint.get('sha256'))[:16]}…")
+    st.caption(md_text(checkpoint_line(checkpoint)))
     _analysis(checkpoint.get("analysis"))
     scores = checkpoint.get("scores", [])
     if not scores:
         jobs = checkpoint.get("jobs", [])
         states = ", ".join(f"{j['suite']}: {j['status']}" for j in jobs) or "no job"
-        st.info(f"No score yet ({states}).")
+        st.info(f"No score yet ({md_text(states)}).")
         return
     breakdowns = st.toggle("Show breakdowns (per subject / level)", key="ck_breakdowns")
     st.dataframe(score_rows(scores, breakdowns), hide_index=True, key="ck_scores")

@@ -9,6 +9,7 @@ import streamlit as st
 
 from evalsuite.dashboard.compare_rows import answer_view, flip_rows, metric_rows
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.escape import md_text
 
 ANSWERS_SHOWN = 3  # samples of one document shown per side (HumanEval+ has 50)
 
@@ -45,7 +46,7 @@ def _refs(conn: Conn) -> tuple[str, str] | None:
 
 
 def _answers(conn: Conn, column: Any, label: str, checkpoint: int | None, task: str, doc: str):
-    column.markdown(f"**{label}**")
+    column.markdown(f"**{md_text(label, inline=True)}**")
     if checkpoint is None:
         column.info("No checkpoint id: answers are only in the results directory.")
         return
@@ -65,22 +66,22 @@ def render(conn: Conn) -> None:
         return
     ref_a, ref_b = refs
     report = get(conn, "compare", ref_a, ref_b)
-    st.subheader(f"A = {ref_a}  vs  B = {ref_b}")
+    st.subheader(f"A = {md_text(ref_a, inline=True)}  vs  B = {md_text(ref_b, inline=True)}")
     for reason in report.get("reasons", []):
-        st.warning(reason)
+        st.warning(md_text(reason))
     tasks = {t["task"]: t for t in report.get("tasks", [])}
     if not tasks:
         return
     name = st.selectbox("Task", list(tasks), key="cmp_task")
     task = tasks[name]
     if task.get("reason"):
-        st.warning(f"{name} cannot be compared: {task['reason']}")
+        st.warning(md_text(f"{name} cannot be compared: {task['reason']}"))
         return
     c = task["counts"]
     st.caption(
         f"{task['n_docs']} documents, flips by {task['flip_metric']}: {c['lost']} lost, "
         f"{c['gained']} gained, {c['both_solved']} solved by both, {c['both_failed']} by "
-        f"neither · A: {task['a_where']} · B: {task['b_where']}"
+        f"neither · A: {md_text(task['a_where'])} · B: {md_text(task['b_where'])}"
     )
     st.dataframe(metric_rows(task), hide_index=True, key="cmp_metrics")
     rows = flip_rows(task)

@@ -17,6 +17,7 @@ from evalsuite.dashboard.curves import (
     significant_epochs,
 )
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.escape import md_text
 from evalsuite.dashboard.spectrum import QUANTITIES, module_types, spectrum_figure, spectrum_lines
 from evalsuite.protocol import forgetting, paper_tables, task_metrics
 
@@ -53,7 +54,8 @@ def _significance(
     refused = [e for e, r in reports.items() if r.get("reasons") or any(
         t.get("reason") for t in r.get("tasks", []))]  # fmt: skip
     st.caption(
-        f"{run_b} - {run_a}: significant at {len(marks)} of {len(common)} common epochs "
+        f"{md_text(run_b)} - {md_text(run_a)}: significant at {len(marks)} of {len(common)} "
+        "common epochs "
         f"(diamonds; paired bootstrap, {PAIRED_N_BOOT} resamples)"
         + (f"; not comparable at epochs {', '.join(f'{e:g}' for e in refused)}" if refused else "")
     )
@@ -126,7 +128,7 @@ def _spectrum(conn: Conn, chosen: list[str]) -> None:
     if lines:
         st.plotly_chart(spectrum_figure(lines, mtype, label), key="cv_spectrum")
     else:
-        st.info(f"No chosen run has {label} for {mtype}.")
+        st.info(f"No chosen run has {label} for {md_text(mtype)}.")
 
 
 def _forgetting_items(conn: Conn, chosen: list[str], best: dict[str, float | None]) -> None:
@@ -156,7 +158,7 @@ def _forgetting_items(conn: Conn, chosen: list[str], best: dict[str, float | Non
     report = get(conn, "compare", f"{run}@0", f"{run}@{epoch:g}")
     refused = [f"{t['task']}: {t['reason']}" for t in report.get("tasks", []) if t.get("reason")]
     for reason in report.get("reasons", []) + refused:
-        st.warning(reason)
+        st.warning(md_text(reason))
     rows = lost_rows(report, SCORE.members)
     if rows:
         st.dataframe(rows, hide_index=True, key="cv_forget_items")

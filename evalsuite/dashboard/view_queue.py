@@ -6,6 +6,7 @@ import streamlit as st
 
 from evalsuite.client import ApiError
 from evalsuite.dashboard.data import Conn, empty_state, get
+from evalsuite.dashboard.escape import md_text
 from evalsuite.dashboard.records import JOB_STATUSES, job_rows
 
 JOB_LIMIT = 1000
@@ -17,10 +18,20 @@ def _retry(conn: Conn, job_id: int) -> None:
         with conn.reader() as reader:
             job = reader.retry(job_id)
     except ApiError as e:
-        st.session_state["queue_message"] = ("error", f"Retry of job {job_id}: {e.detail}")
+        detail = md_text(e.detail)
+        st.session_state["queue_message"] = ("error", f"Retry of job {job_id}: {detail}")
         return
     st.session_state["queue_message"] = ("success", f"Job {job_id} is {job['status']} again.")
     st.cache_data.clear()
+
+
+def failure_heading(job: dict) -> str:
+    """One failed job's line (Markdown, its run and suite escaped)."""
+    return (
+        f"Job {job['id']} · {md_text(job.get('run'), inline=True)} epoch {job.get('epoch')} · "
+        f"suite {md_text(job.get('suite'), inline=True)} · "
+        f"{job.get('attempts')}/{job.get('max_attempts')} attempts"
+    )
 
 
 def render(conn: Conn) -> None:
@@ -49,11 +60,9 @@ def render(conn: Conn) -> None:
             )
         for job in failed:
             c1, c2 = st.columns([6, 1])
-            c1.error(
-                f"Job {job['id']} · {job.get('run')} epoch {job.get('epoch')} · "
-                f"suite {job.get('suite')} · {job.get('attempts')}/{job.get('max_attempts')} "
-                f"attempts\n\n{job.get('error') or '(no reason recorded)'}"
-            )
+            c1.error(failure_heading(job))
+            # the reason as written (a traceback, a scorer's output): a code block, not Markdown
+            c1.code(job.get("error") or "(no reason recorded)", language="text")
             c2.button(
                 "Retry",
                 key=f"retry-{job['id']}",
