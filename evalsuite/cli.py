@@ -13,6 +13,7 @@ from rich.table import Table
 
 from evalsuite import __version__
 from evalsuite.errors import EvalsuiteError
+from evalsuite.scoring.code.isolation import AllowBasicSandboxOption
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -275,6 +276,7 @@ def eval_(
     tensor_parallel_size: Annotated[
         int, typer.Option(help="GPUs per engine (vLLM tensor parallelism).")
     ] = 1,
+    allow_basic_sandbox: AllowBasicSandboxOption = False,
 ) -> None:
     """Evaluate a checkpoint (or several): a results directory with results.json and
     per-sample JSONL; for several, one under --out per checkpoint, named after it."""
@@ -282,6 +284,7 @@ def eval_(
     from evalsuite.evaluation.series import checkpoint_series, evaluate_series
     from evalsuite.evaluation.summary import print_summary
     from evalsuite.models import resolve_base
+    from evalsuite.settings import get_settings
 
     if (tasks is None) == (suite is None):
         raise typer.BadParameter("give exactly one of --tasks or --suite")
@@ -304,6 +307,7 @@ def eval_(
             task_dirs=task_dir or [],
             progress=not quiet,
             tensor_parallel_size=tensor_parallel_size,
+            allow_basic_sandbox=allow_basic_sandbox or get_settings().allow_basic_sandbox,
         ),
         series,
         reuse_engine=reuse_engine,

@@ -32,6 +32,8 @@ Count = Annotated[int, Field(ge=0, le=INT64)]
 Number = int | float
 # how the model was loaded: merged into the base, a served LoRA, a full fine-tune, the base
 Materialization = Literal["merged", "lora", "full", "base"]
+# how generated code was confined: the bubblewrap jail, or the audit-hook fallback
+SANDBOX_MODES = ("namespaces", "basic")
 
 
 class _Closed(BaseModel):
@@ -105,6 +107,22 @@ class TaskConfig(_Closed):
     limit: int | None = Field(None, description="--limit: only the first N documents")
 
 
+class SandboxRecord(_Closed):
+    """How a task's generated programs were confined (HumanEval+): provenance, not part of
+    the comparability hash (a correct program passes in either mode; a hostile one is what
+    differs: basic mode lets it read the host's files)."""
+
+    isolation: Literal[SANDBOX_MODES] = Field(  # type: ignore[valid-type]
+        description="namespaces: the bubblewrap jail; basic: the audit-hook fallback, used "
+        "only with --allow-basic-sandbox"
+    )
+    why_not: str | None = Field(None, description="basic: why the jail could not start")
+    basic_allowed: bool = Field(description="the run allowed basic mode (--allow-basic-sandbox)")
+    info: dict[str, Any] = Field(
+        default_factory=dict, description="the sandbox's own report (Sandbox.info)"
+    )
+
+
 class TaskResult(_Closed):
     metrics: dict[Name, Metric] = Field(description="metric name -> value, stderr, n")
     partial: bool = Field(description="fewer documents than the task has (--limit)")
@@ -112,6 +130,9 @@ class TaskResult(_Closed):
     n_docs_total: Count = Field(description="documents the task has")
     config: TaskConfig
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per phase")
+    sandbox: SandboxRecord | None = Field(
+        None, description="tasks that run generated code: the sandbox it ran in"
+    )
 
 
 class CheckpointRecord(_Closed):
@@ -261,6 +282,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     EngineRecord,
     EngineLifecycle,
     TaskResult,
+    SandboxRecord,
     Metric,
     TaskConfig,
     DataConfig,

@@ -11,6 +11,7 @@ by running it in a process that can import nothing else (no torch, transformers,
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import re
 import shlex
@@ -269,6 +270,108 @@ def test_worker_mounts_models_and_checkpoints_read_only_at_their_host_paths():
     assert services()["postgres"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
 
 
+# the calls bubblewrap makes to build the jail (namespaces, mounts, the new root)
+BWRAP_CALLS = ("unshare", "clone", "clone3", "setns", "mount", "umount2", "pivot_root")
+# refused by Docker's default profile and by ours: kernel modules, kexec, the "shocker"
+# container escape, bpf, the keyrings
+STILL_REFUSED = ("init_module", "finit_module", "kexec_load", "open_by_handle_at", "bpf", "keyctl")
+# loads a seccomp profile's rules into this process with libseccomp (what Docker does with
+# it), then starts the HumanEval+ sandbox and prints whether its jail came up
+_UNDER_PROFILE = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, json, sys
+    lib = ctypes.CDLL(ctypes.util.find_library("seccomp"))
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    profile = json.load(open(sys.argv[1]))
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    ctx = lib.seccomp_init(0x7FFF0000)
+    for rule in profile["syscalls"]:
+        assert rule["action"] == "SCMP_ACT_ERRNO" and "args" not in rule
+        for name in rule["names"]:
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr != -1:  # -1: no such call on this architecture
+                assert lib.seccomp_rule_add(ctx, 0x00050000 | rule["errnoRet"], nr, 0) == 0
+    assert lib.seccomp_load(ctx) == 0
+    from evalsuite.scoring.code.isolation import check_jail
+    info = check_jail(allow_basic=True)
+    print(json.dumps({"namespaces": info["namespaces"], "why_not": info["why_not"]}))
+    """
+)
+
+
+def seccomp_profile() -> tuple[Path, dict]:
+    option = next(o for o in services()["worker"]["security_opt"] if o.startswith("seccomp="))
+    path = ROOT / option.removeprefix("seccomp=")
+    return path, json.loads(path.read_text())
+
+
+def refused_calls(profile: dict) -> set[str]:
+    return {
+        name
+        for rule in profile["syscalls"]
+        if rule["action"] != "SCMP_ACT_ALLOW"
+        for name in rule["names"]
+    }
+
+
+def test_the_worker_gets_what_the_sandbox_jail_needs_and_says_why():
+    worker = services()["worker"]
+    assert worker["cap_add"] == ["SYS_ADMIN"], "root needs it to make the jail's namespaces"
+    options = worker["security_opt"]
+    assert "apparmor=unconfined" in options, "docker-default AppArmor refuses every mount"
+    assert "seccomp=docker/seccomp-bwrap.json" in options
+    assert "seccomp=unconfined" not in options and not worker.get("privileged")
+    # the reason stands beside the grants
+    text = COMPOSE.read_text()
+    block = text[text.index("  worker:") : text.index("  dashboard:")]
+    comment = " ".join(line.strip(" #") for line in block.splitlines() if line.strip()[:1] == "#")
+    for reason in ("CAP_SYS_ADMIN", "pivot_root", "AppArmor", "seccomp-bwrap.json"):
+        assert reason in comment, reason
+    # the image has bubblewrap, and basic mode stays off unless .env says otherwise
+    runs = " ".join(args for name, args in stages(WORKER_DOCKERFILE)[-1] if name == "RUN")
+    assert "install -y --no-install-recommends bubblewrap" in runs
+    allow = worker["environment"]["EVALSUITE_ALLOW_BASIC_SANDBOX"]
+    assert allow == "${EVALSUITE_ALLOW_BASIC_SANDBOX:-0}"
+
+
+def test_the_seccomp_profile_allows_what_bwrap_calls_and_little_else():
+    _, profile = seccomp_profile()
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    refused = refused_calls(profile)
+    assert refused.isdisjoint(BWRAP_CALLS), refused & set(BWRAP_CALLS)
+    assert refused >= set(STILL_REFUSED), set(STILL_REFUSED) - refused
+    for rule in profile["syscalls"]:
+        assert rule["action"] == "SCMP_ACT_ERRNO" and rule["errnoRet"] == 1, rule
+
+
+@pytest.mark.skipif(not ctypes.util.find_library("seccomp"), reason="libseccomp is not here")
+def test_the_jail_starts_under_the_shipped_seccomp_profile(tmp_path):
+    """The kernel enforcing the shipped profile (not Docker's: no engine here) lets bwrap
+    build the jail; the same profile refusing pivot_root, as Docker's default does, does not."""
+    path, profile = seccomp_profile()
+
+    def jail_under(profile_file: Path) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", _UNDER_PROFILE, str(profile_file)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert jail_under(path) == {"namespaces": True, "why_not": None}
+    profile["syscalls"].append({"names": ["pivot_root"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    docker_like = tmp_path / "no-pivot-root.json"
+    docker_like.write_text(json.dumps(profile))
+    refused = jail_under(docker_like)
+    assert refused["namespaces"] is False and "pivot_root" in refused["why_not"]
+
+
 def test_every_variable_is_documented_in_env_example_and_none_is_stale():
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE.read_text()))
     example = ROOT / ".env.example"
@@ -481,7 +584,8 @@ SLIM_PROCESS = textwrap.dedent(
     # the PostgreSQL driver compose uses (the dialect imports it; nothing connects)
     import sqlalchemy
     sqlalchemy.create_engine("postgresql+psycopg://evalsuite:pw@postgres:5432/evalsuite")
-    api = create_app(Settings(database_url=url, tokens=frozenset({"t"})))
+    from evalsuite.tokens import Grant
+    api = create_app(Settings(database_url=url, grants=(Grant(secret="t"),)))
     with TestClient(api) as client:
         health = client.get("/v1/health")
     assert health.status_code == 200, health.text

@@ -36,9 +36,11 @@ from evalsuite.results_schema import (
     ModelRecord,
     ResultsFile,
     SampleRow,
+    SandboxRecord,
     TaskConfig,
     TaskResult,
 )
+from evalsuite.scoring.code.isolation import SANDBOXED_SCORERS, check_jail, sandbox_policy
 from evalsuite.tasks.execute import PreparedTask
 from evalsuite.tasks.registry import TaskRegistry
 from evalsuite.tasks.scorers import Scored
@@ -71,6 +73,9 @@ class EvalOptions:
     # an engine that sends nothing for this long while working is killed (the worker sets
     # its lease): a hung engine fails its job instead of holding it
     stall_s: float | None = None
+    # HumanEval+ may be scored in the sandbox's weak basic mode where the jail cannot start
+    # (--allow-basic-sandbox): the operator's choice, never a job's (not in JobOptions)
+    allow_basic_sandbox: bool = False
 
 
 def package_versions() -> dict[str, str]:
@@ -149,6 +154,9 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
         for s in specs
     ]
     tasks = [PreparedTask.build(s, opts.data_dir, opts.limit) for s in specs]
+    sandboxed = [t.spec.name for t in tasks if t.spec.scorer in SANDBOXED_SCORERS]
+    if sandboxed:  # a refusal now, before the model loads and generates for nothing
+        check_jail(opts.allow_basic_sandbox, sandboxed)
     engine_kind = resolve_kind(opts.engine)
     check_parallelism(engine_kind, opts.tensor_parallel_size)
     t0 = time.perf_counter()
@@ -182,7 +190,7 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     engine = _LazyEngine(engine_spec, slot, engine_on_cpu(engine_kind))
     task_results: dict[str, TaskResult] = {}
     try:
-        with task_progress(opts.progress) as progress:
+        with task_progress(opts.progress) as progress, sandbox_policy(opts.allow_basic_sandbox):
             for task in tasks:
                 advance = progress(task.spec.name, task.work_units)
                 with ResumeCache(out / "cache" / f"{task.spec.name}.jsonl") as cache:
@@ -235,6 +243,7 @@ def _task_result(task: PreparedTask, scored: Scored, limit: int | None) -> TaskR
             }
         ),
         timings={k: round(v, 3) for k, v in task.timings.items()},
+        sandbox=SandboxRecord.model_validate(scored.sandbox) if scored.sandbox else None,
     )
 
 

@@ -90,6 +90,7 @@ def score_rows(job: Job, results: ResultsFile) -> list[dict[str, Any]]:
                     "config_hash": config_hash,
                     "data_sha256": _fits(result.config.data_sha256, "data_sha256"),
                     "prompt_sha256": _fits(result.config.prompt_sha256, "prompt_sha256"),
+                    "sandbox": result.sandbox.isolation if result.sandbox else None,
                 }
             )
     for name, agg in results.aggregates.items():
@@ -105,6 +106,7 @@ def score_rows(job: Job, results: ResultsFile) -> list[dict[str, Any]]:
                 "config_hash": comparability_hash(agg.metrics, model),
                 "data_sha256": None,
                 "prompt_sha256": None,
+                "sandbox": None,
             }
         )
     return rows

@@ -4,6 +4,10 @@ estimator, base and plus, and per sample the status and first failing input.
 
 The programs are also returned as an EvalPlus-compatible samples file (``task_id``,
 ``solution``) that the runner writes beside the results, so anyone can re-score them.
+
+The programs run in the bubblewrap jail, or in basic mode only where the operator allowed
+it (:mod:`evalsuite.scoring.code.isolation`); the sandbox they ran in is returned as the
+task's ``sandbox`` record, so every score says how its programs were confined.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ def _write_jsonl(path: Path, rows) -> None:
 
 @register_scorer("humaneval_plus")
 def humaneval_plus_scorer(spec: TaskSpec, docs, completions) -> Scored:
+    from evalsuite.scoring.code.isolation import (
+        basic_allowed,
+        check_jail,
+        isolation_for,
+        sandbox_record,
+    )
     from evalsuite.scoring.code.postprocess import postprocess_completion
     from evalsuite.scoring.code.score import score_humaneval_plus
 
     args = spec.scorer_args
+    allow_basic = basic_allowed()
+    if not allow_basic:  # the refusal, with the reason, before any program runs
+        check_jail(allow_basic, [spec.name])
     programs = [
         {"task_id": doc["task_id"], "solution": postprocess_completion(doc["prompt"], c.text)}
         for doc, outs in zip(docs, completions, strict=True)
@@ -50,7 +63,11 @@ def humaneval_plus_scorer(spec: TaskSpec, docs, completions) -> Scored:
         _write_jsonl(dataset, ({k: d[k] for k in _DATASET_FIELDS if k in d} for d in docs))
         _write_jsonl(samples, programs)
         report = score_humaneval_plus(
-            samples, dataset=dataset, mode=args.get("mode", "paper"), workers=args.get("workers")
+            samples,
+            dataset=dataset,
+            mode=args.get("mode", "paper"),
+            workers=args.get("workers"),
+            isolation=isolation_for(allow_basic),  # the jail, or no score unless allowed
         )
     n_problems = len(docs)
     metrics: dict[str, Metric] = {}
@@ -81,4 +98,9 @@ def humaneval_plus_scorer(spec: TaskSpec, docs, completions) -> Scored:
                 for s in results
             ]
         )
-    return Scored(metrics, per_doc, extra_files={"evalplus": programs})
+    return Scored(
+        metrics,
+        per_doc,
+        extra_files={"evalplus": programs},
+        sandbox=sandbox_record(report.isolation, allow_basic),
+    )

@@ -33,6 +33,8 @@ class Scored:
     samples: list[list[dict[str, Any]]]
     # more JSONL files for the results directory: samples_<task>.<name>.jsonl
     extra_files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # scorers that run generated code: the sandbox it ran in (results_schema.SandboxRecord)
+    sandbox: dict[str, Any] | None = None
 
 
 Scorer = Callable[[TaskSpec, Sequence[dict], Sequence[list[Completion]]], Scored]

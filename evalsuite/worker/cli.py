@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from evalsuite.scoring.code.isolation import AllowBasicSandboxOption
 from evalsuite.service_options import ApiOption, TokenOption, service_endpoint
 from evalsuite.settings import get_settings
 
@@ -77,6 +78,7 @@ def register(app: typer.Typer) -> None:
                 "pip install 'evalsuite[trackers]')."
             ),
         ] = None,
+        allow_basic_sandbox: AllowBasicSandboxOption = False,
     ) -> None:
         """Claim jobs from the service, evaluate each checkpoint, upload the results."""
         from evalsuite.worker.loop import WorkerSettings, default_worker_id, run_worker
@@ -98,6 +100,7 @@ def register(app: typer.Typer) -> None:
             reuse_engine=reuse_engine,
             tensor_parallel_size=tensor_parallel_size,
             trackers=list(track or []),
+            allow_basic_sandbox=allow_basic_sandbox or get_settings().allow_basic_sandbox,
         )
         api, token = service_endpoint(api, token)
         run_worker(api, token, settings, once=once, max_jobs=max_jobs, log=_log)

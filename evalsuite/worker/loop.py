@@ -61,6 +61,8 @@ class WorkerSettings:
     reuse_engine: bool = True
     tensor_parallel_size: int = 1
     trackers: list[str] = field(default_factory=list)  # mlflow, wandb: each finished job's scores
+    # HumanEval+ in the sandbox's basic mode where the jail cannot start (--allow-basic-sandbox)
+    allow_basic_sandbox: bool = False
 
 
 def default_worker_id() -> str:
@@ -108,6 +110,7 @@ def eval_options(claim: dict[str, Any], settings: WorkerSettings) -> EvalOptions
         progress=False,
         tensor_parallel_size=settings.tensor_parallel_size,
         stall_s=settings.lease_s,
+        allow_basic_sandbox=settings.allow_basic_sandbox,  # the worker's, never the job's
     )
     # each JobOptions field is the EvalOptions field of the same name
     return replace(opts, **options.overrides())
@@ -285,6 +288,25 @@ class Worker:
         return None
 
 
+def sandbox_status(allow_basic: bool) -> str:
+    """One line at start: whether HumanEval+ jobs can be scored here, and in which sandbox.
+
+    A worker whose jail cannot start still serves other jobs; its HumanEval+ jobs fail with
+    the reason (before generating) unless basic mode is allowed, so it is said at once."""
+    from evalsuite.scoring.code.isolation import BasicSandboxRefused, check_jail
+
+    try:
+        info = check_jail(allow_basic)
+    except BasicSandboxRefused as e:
+        return f"warning: HumanEval+ jobs will fail here: {e}"
+    if info.get("namespaces"):
+        return "sandbox: HumanEval+ programs run in the bubblewrap jail"
+    return (
+        f"warning: HumanEval+ programs run in the sandbox's basic mode (allowed), as the jail "
+        f"cannot start: {info.get('why_not')}"
+    )
+
+
 def run_worker(
     api: str,
     token: str | None,
@@ -300,6 +322,7 @@ def run_worker(
             f"worker {settings.worker_id} on {api} ({health.get('database')}, "
             f"{health.get('pending_jobs')} pending); results under {settings.work_dir}"
         )
+        log(sandbox_status(settings.allow_basic_sandbox))
         worker = Worker(client, settings, log)
         worker.install_signal_handlers()
         started = time.monotonic()

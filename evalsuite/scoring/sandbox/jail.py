@@ -45,8 +45,9 @@ BWRAP = "bwrap"
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
 JAIL_REFUSED_HINT = (
     "run as root, or allow unprivileged user namespaces (sysctl "
-    "kernel.unprivileged_userns_clone=1); in Docker give the worker CAP_SYS_ADMIN and "
-    "unconfined seccomp/AppArmor profiles (README, Deployment)"
+    "kernel.unprivileged_userns_clone=1); in Docker give the worker the grants the shipped "
+    "docker-compose.yml gives it (CAP_SYS_ADMIN, the seccomp profile "
+    "docker/seccomp-bwrap.json, AppArmor unconfined; README, Deployment)"
 )
 SYSTEM_LIBS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/local/lib")
 TOP_LIBS = ("/lib", "/lib64", "/lib32", "/libx32")
