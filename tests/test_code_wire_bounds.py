@@ -78,8 +78,9 @@ FLOODS = {
     "EMPTY_DICT": in_list(pickle.EMPTY_DICT * 20000),
     "APPEND": P5 + pickle.EMPTY_LIST + (pickle.EMPTY_LIST + pickle.APPEND) * 20000 + pickle.STOP,
     "TUPLE1": in_list((pickle.NONE + pickle.TUPLE1) * 20000),
-    "nested": P5 + pickle.NONE + pickle.TUPLE1 * 20000 + pickle.STOP,
-    "MARK": P5 + pickle.MARK * 20000 + pickle.NONE + pickle.TUPLE * 20000 + pickle.STOP,
+    # as deep as MAX_DEPTH allows (deeper is refused, tests/test_code_wire_cpu), 200 times
+    "nested": in_list((pickle.NONE + pickle.TUPLE1 * 99) * 200),
+    "MARK": in_list((pickle.MARK * 99 + pickle.NONE + pickle.TUPLE * 99) * 200),
     "FROZENSET": in_list((pickle.MARK + pickle.EMPTY_SET + pickle.FROZENSET) * 20000),
     "set of ints": P5
     + pickle.EMPTY_SET

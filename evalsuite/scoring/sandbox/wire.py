@@ -27,6 +27,15 @@ pass over its opcodes that creates no object (and refuses any opcode ``encode`` 
 writes). The scorer derives the bound from the encoding of the expected output
 (``bound_for``): an output that could equal the answer is a few times its size at most, so
 anything far beyond is a wrong output, refused unread.
+
+The bound covers CPU as well as memory: the scan also refuses values nested deeper than
+``MAX_DEPTH`` and counts the items going into sets, frozensets and dicts, whose hashes an
+attacker can make collide (building such a set is quadratic: 4M ints of one hash would take
+days). Payloads whose hashed containers could cost over ``FAST_HASH_WORK`` are decoded by
+``wire_hashing``'s Python unpickler, which refuses them once collisions cost more than
+``COLLISION_BUDGET`` comparisons; the others, nearly every honest output, by the C
+unpickler. Both the scan and the Python unpickler give up after ``DECODE_SECONDS`` of CPU.
+Whatever the reason, a refusal is ``Implausible``: for the scorer, a wrong output.
 """
 
 from __future__ import annotations
@@ -40,9 +49,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from evalsuite.scoring.sandbox.wire_cost import (
+    FAST_HASH_WORK,
+    HASH_COUNT_BYTES,
+    scan,
+    thread_deadline,
+)
 from evalsuite.scoring.sandbox.wire_cost import DecodeError as DecodeError
 from evalsuite.scoring.sandbox.wire_cost import Implausible as Implausible
-from evalsuite.scoring.sandbox.wire_cost import decode_cost
+from evalsuite.scoring.sandbox.wire_cost import decode_cost as decode_cost
+from evalsuite.scoring.sandbox.wire_hashing import CountingUnpickler
 
 RECORD = struct.Struct("<BII16s")
 MAX_PAYLOAD = 64 * 2**20  # one output; the largest expected HumanEval+ output is ~9 MB
@@ -184,6 +200,13 @@ class _Decoder(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed")
 
 
+class _CountingDecoder(CountingUnpickler):
+    """``_Decoder``'s refusals on the unpickler that counts hash collisions (``wire_hashing``)."""
+
+    find_class = _Decoder.find_class
+    persistent_load = _Decoder.persistent_load
+
+
 @dataclass(frozen=True)
 class Bound:
     """How big a payload may be, and how many bytes decoding it may allocate (``decode_cost``)."""
@@ -213,13 +236,23 @@ def bound_for(expected_size: int, expected_memory: int) -> Bound:
 def decode(payload: bytes, bound: Bound = DEFAULT_BOUND) -> Any:
     """The value behind untrusted ``encode`` bytes; plain data and the tags above only.
 
-    Raises ``Implausible`` (before unpickling anything) for a payload over ``bound``.
+    Raises ``Implausible`` for a payload over ``bound`` (before unpickling anything), for one
+    whose sets or dicts collide in hash past ``COLLISION_BUDGET`` (before building them), and
+    for one that would take over ``DECODE_SECONDS`` of CPU; ``DecodeError`` for bad bytes.
     """
     if len(payload) > bound.size:
         raise Implausible(f"{len(payload)} bytes where at most {bound.size} are plausible")
-    decode_cost(payload, bound.memory)
+    deadline = thread_deadline()
+    cost = scan(payload, bound.memory, deadline)
+    slow = cost.hashed * cost.hashed_bytes > FAST_HASH_WORK
+    if slow and cost.memory + HASH_COUNT_BYTES * cost.hashed > bound.memory:
+        raise Implausible(f"decoding would take over {bound.memory:.0f} bytes")
     try:
+        if slow:
+            return _CountingDecoder(io.BytesIO(payload), deadline).load()
         return _Decoder(io.BytesIO(payload)).load()
+    except Implausible:
+        raise
     except Exception as e:
         raise DecodeError(f"{type(e).__name__}: {e}") from None
 
