@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 import pickle
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,16 +98,47 @@ def poly(xs: list[Any], x: Any) -> Any:
     return sum([coeff * math.pow(x, i) for i, coeff in enumerate(xs)])
 
 
+# elementwise comparisons (numpy's ==, np.allclose) broadcast their two sides: an (n, 1)
+# output against an (n,) answer is an n x n array. A comparison that would broadcast to more
+# elements than this counts as unequal instead of costing the scorer n^2 memory and time
+# (the reference tools would compute it; no honest output has such a shape).
+MAX_BROADCAST = 10**7
+
+
+def broadcast_too_large(out: Any, exp: Any) -> bool:
+    """Whether comparing ``out`` and ``exp`` element by element would broadcast past both
+    sides' own sizes and past ``MAX_BROADCAST`` elements (False when they do not broadcast
+    at all: numpy then refuses cheaply)."""
+    import numpy as np
+
+    try:
+        a, b = np.shape(out), np.shape(exp)
+        shape = np.broadcast_shapes(a, b)
+    except Exception:  # ragged, or shapes that do not broadcast: no n x n array is made
+        return False
+    size = math.prod(shape)
+    return size > MAX_BROADCAST and size > max(math.prod(a), math.prod(b))
+
+
+def elementwise(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray | numpy.generic)
+
+
 def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
     """``unsafe_execute``'s check for one output, on decoded data; False wherever it raises."""
     try:
         import numpy as np
 
+        if (elementwise(out) or elementwise(exp)) and broadcast_too_large(out, exp):
+            return False
         exact_match = out == exp
         if not exact_match and atol != 0:
             if type(out) != type(exp):  # noqa: E721 - EvalPlus compares types exactly
                 return False
             if isinstance(exp, list | tuple) and len(out) != len(exp):
+                return False
+            if broadcast_too_large(out, exp):
                 return False
             return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
         return bool(exact_match)

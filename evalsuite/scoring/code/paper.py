@@ -45,7 +45,7 @@ import pickle
 from typing import Any
 
 from evalsuite.scoring.code.data import Problem
-from evalsuite.scoring.code.evalplus import Checker
+from evalsuite.scoring.code.evalplus import Checker, broadcast_too_large, elementwise
 from evalsuite.scoring.code.truth import GroundTruth, TaskTruth
 from evalsuite.scoring.sandbox.box import ExitInfo, Job
 
@@ -200,8 +200,12 @@ def hf_assertion(out: Any, exp: Any, atol: float) -> bool:
     try:
         import numpy as np
 
+        if (elementwise(out) or elementwise(exp)) and broadcast_too_large(out, exp):
+            return False
         exact_match = out == exp
         if not exact_match and atol != 0:
+            if broadcast_too_large(out, exp):
+                return False
             return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
         return bool(exact_match)
     except Exception:
