@@ -8,7 +8,6 @@ module's weight. The merge streams the base and asks each module in turn.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from evalsuite.adapters.checkpoint_files import present, read_json_object
 from evalsuite.adapters.errors import AdapterError
 
 PEFT_PREFIX = "base_model.model."
@@ -81,17 +81,18 @@ class TrainerInfo:
             step = int(m.group(1))
         state_file = path / "trainer_state.json"
         epoch = None
-        if state_file.is_file():
+        if present(state_file):  # confined to the checkpoint and size-capped
+            state = read_json_object(state_file, path)
             try:
-                state = json.loads(state_file.read_text())
-            except (OSError, json.JSONDecodeError) as e:
+                if state.get("epoch") is not None:
+                    epoch = float(state["epoch"])
+                if state.get("global_step") is not None:
+                    step = int(state["global_step"])
+            except (TypeError, ValueError, OverflowError) as e:
                 raise AdapterError(
-                    f"{state_file}: not readable JSON ({e}); fix or remove the file"
+                    f"{state_file}: epoch or global_step is not a number ({e}); fix or remove "
+                    "the file"
                 ) from e
-            if state.get("epoch") is not None:
-                epoch = float(state["epoch"])
-            if state.get("global_step") is not None:
-                step = int(state["global_step"])
         return cls(epoch, step)
 
 

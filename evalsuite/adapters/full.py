@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.adapters.base import TrainerInfo, directory_sha256
-from evalsuite.adapters.model_files import ModelWeights, read_model_config, read_model_weights
+from evalsuite.adapters.model_files import (
+    ModelWeights,
+    read_model_config,
+    read_model_weights,
+    sidecar_files,
+)
 
 
 class FullCheckpoint:
@@ -16,8 +21,12 @@ class FullCheckpoint:
 
     def __init__(self, path: Path):
         self.path = path
-        self.weights: ModelWeights = read_model_weights(path)
-        self.config = read_model_config(path)
+        # confined to the checkpoint directory: a link out of it is refused by name
+        self.weights: ModelWeights = read_model_weights(path, root=path)
+        self.config = read_model_config(path, root=path)
+        # an engine serves this directory as it is: its tokenizer and config files, too, must
+        # not link out of it
+        self.sidecars = sidecar_files(path, root=path)
         self.trainer = TrainerInfo.read(path)
 
     @property

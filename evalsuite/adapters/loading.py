@@ -6,7 +6,8 @@ is one entry here and one module beside this file, never another branch elsewher
 
 from __future__ import annotations
 
-import json
+import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from evalsuite.adapters.base import CONFIG_FILE, WEIGHT_FILES, Adapter
+from evalsuite.adapters.checkpoint_files import confined, open_checked, present, read_json_object
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.full import FullCheckpoint
 from evalsuite.adapters.lora import AdaLoraAdapter, DoraAdapter, LoraAdapter, RsLoraAdapter
@@ -62,35 +64,48 @@ def adapter_from_state(
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    file = path / CONFIG_FILE
-    try:
-        config = json.loads(file.read_text())
-    except OSError as e:
-        raise AdapterError(f"{file}: cannot read ({e.strerror})") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AdapterError(f"{file}: not valid JSON ({e}); re-save the adapter") from e
-    if not isinstance(config, dict):
-        raise AdapterError(f"{file}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return read_json_object(path / CONFIG_FILE, path, "re-save the adapter")
 
 
 def _read_tensors(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
     for name in WEIGHT_FILES:
         file = path / name
-        if not file.is_file():
+        if not present(file):
             continue
+        if name.endswith(".safetensors"):
+            return name, dict(iter_tensors(file, path))
+        _check_torch_zip(file, path)
         try:
-            if name.endswith(".safetensors"):
-                return name, dict(iter_tensors(file))
-            return name, torch.load(file, map_location="cpu", weights_only=True)
-        except AdapterError:
-            raise
+            return name, torch.load(confined(file, path), map_location="cpu", weights_only=True)
         except Exception as e:  # torch.load's errors have no common type
             raise AdapterError(f"{file}: cannot read adapter weights ({e})") from e
     raise AdapterError(
         f"{path}: adapter_config.json is there but no adapter weights "
         f"({' or '.join(WEIGHT_FILES)}); the checkpoint was not fully written"
     )
+
+
+def _check_torch_zip(file: Path, root: Path) -> None:
+    """Before ``torch.load``: the zip format ``torch.save`` writes, every record stored
+    uncompressed within the file. torch allocates each storage from its record's size, so a
+    deflated record (a zip bomb) or the legacy format (sizes from the pickle) could claim any
+    amount of memory."""
+    with open_checked(file, root) as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            with zipfile.ZipFile(f) as archive:
+                records = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise AdapterError(
+                f"{file}: not a torch.save zip archive ({e}); re-save the adapter as "
+                "adapter_model.safetensors (save_pretrained(..., safe_serialization=True))"
+            ) from e
+    for record in records:
+        if record.compress_type != zipfile.ZIP_STORED or record.file_size > size:
+            raise AdapterError(
+                f"{file}: record {record.filename!r} is compressed or larger than the file; "
+                "torch.save writes neither. Re-save the adapter as adapter_model.safetensors"
+            )
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -100,8 +115,8 @@ def load(path: str | Path) -> Checkpoint:
         path = path.parent
     if not path.is_dir():
         raise AdapterError(f"{path}: no such checkpoint directory")
-    if not (path / CONFIG_FILE).exists():
-        if (path / "config.json").is_file():
+    if not present(path / CONFIG_FILE):
+        if present(path / "config.json"):
             return FullCheckpoint(path)
         raise AdapterError(
             f"{path}: no {CONFIG_FILE} (adapter) and no config.json (full model); expected a "

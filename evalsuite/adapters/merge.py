@@ -294,9 +294,11 @@ def merge(
     base_dir, out_dir = Path(base_dir), Path(out_dir)
     ckpt = adapter if isinstance(adapter, Adapter | FullCheckpoint) else load(adapter)
     out_dtype = parse_dtype(dtype)
-    source_dir = ckpt.path if isinstance(ckpt, FullCheckpoint) else base_dir
-    weights = read_model_weights(source_dir)
-    config = read_model_config(source_dir)
+    if isinstance(ckpt, FullCheckpoint):  # read (and confined to its directory) by load
+        source_dir, root, weights, config = ckpt.path, ckpt.path, ckpt.weights, ckpt.config
+    else:  # a base may be a Hugging Face cache snapshot: symlinks into its blobs/ folder
+        source_dir, root = base_dir, None
+        weights, config = read_model_weights(base_dir), read_model_config(base_dir)
     lora = ckpt if isinstance(ckpt, Adapter) else None
     plan = _plan(lora, weights, config) if lora else {}
     result_dtype = out_dtype or _dominant_dtype(weights)
@@ -319,7 +321,7 @@ def merge(
                             out_dtype,
                             advance,
                         )
-            for f in sidecar_files(source_dir):
+            for f in sidecar_files(source_dir, root):
                 shutil.copy2(f, tmp / f.name)
             if weights.index is not None:
                 index = dict(weights.index)

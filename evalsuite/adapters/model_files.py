@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite.adapters.checkpoint_files import confined, present, read_json_object
 from evalsuite.adapters.errors import AdapterError
 from evalsuite.adapters.safetensors_io import TensorEntry, read_header
 
@@ -55,20 +55,29 @@ class ModelWeights:
         return sum(e.nbytes for entries in self.entries.values() for e in entries.values())
 
 
-def read_model_weights(directory: Path) -> ModelWeights:
-    """Shards and headers of a model directory; an AdapterError that says what to do otherwise."""
+def read_model_weights(directory: Path, root: Path | None = None) -> ModelWeights:
+    """Shards and headers of a model directory; an AdapterError that says what to do otherwise.
+
+    ``root``: the checkpoint directory every file must stay in (a full fine-tune handed to
+    us); None for a base model, whose files may be symlinks into a Hugging Face cache.
+    """
     if not directory.is_dir():
         raise AdapterError(f"{directory}: no such model directory")
     index = None
     index_file = directory / INDEX_FILE
-    if index_file.is_file():
-        try:
-            index = json.loads(index_file.read_text())
-            names = list(dict.fromkeys(index["weight_map"].values()))
-        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as e:
-            raise AdapterError(f"{index_file}: unreadable shard index ({e})") from e
+    if present(index_file):
+        index = read_json_object(index_file, root, "re-save the model")
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(n, str) and n and n == Path(n).name for n in weight_map.values()
+        ):
+            raise AdapterError(
+                f"{index_file}: unreadable shard index (expected a 'weight_map' of tensor "
+                "name -> shard file name in this directory); re-save the model"
+            )
+        names = list(dict.fromkeys(weight_map.values()))
         shards = [directory / n for n in names]
-        missing = [s.name for s in shards if not s.is_file()]
+        missing = [s.name for s in shards if not present(s)]
         if missing:
             raise AdapterError(
                 f"{index_file}: lists shard(s) {missing} that are not in {directory}"
@@ -87,26 +96,25 @@ def read_model_weights(directory: Path) -> ModelWeights:
             f"{directory}: no model weights (*.safetensors) found; point --base at a Hugging "
             "Face model directory with config.json and model*.safetensors"
         )
-    entries = {s: read_header(s)[0] for s in shards}
+    entries = {s: read_header(s, root)[0] for s in shards}
     return ModelWeights(directory, shards, entries, index)
 
 
-def read_model_config(directory: Path) -> dict:
-    """config.json of a model directory ({} when absent, an error when unreadable)."""
+def read_model_config(directory: Path, root: Path | None = None) -> dict:
+    """config.json of a model directory ({} when absent, an error when unreadable);
+    ``root`` as for ``read_model_weights``."""
     path = directory / "config.json"
-    if not path.is_file():
+    if not present(path):
         return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise AdapterError(f"{path}: unreadable model config ({e})") from e
+    return read_json_object(path, root, "unreadable model config; re-save the model")
 
 
-def sidecar_files(directory: Path) -> list[Path]:
-    """Config, tokenizer and generation files to copy next to merged weights."""
+def sidecar_files(directory: Path, root: Path | None = None) -> list[Path]:
+    """Config, tokenizer and generation files to copy next to merged weights; ``root`` as
+    for ``read_model_weights`` (a link out of a checkpoint is refused, not copied)."""
     found: dict[str, Path] = {}
     for pattern in SIDECAR_PATTERNS:
         for p in directory.glob(pattern):
-            if p.is_file():
+            if present(p) and confined(p, root).is_file():
                 found[p.name] = p
     return [found[n] for n in sorted(found)]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from evalsuite.adapters.checkpoint_files import open_checked
 from evalsuite.adapters.errors import AdapterError
 
 DTYPES: dict[str, torch.dtype] = {
@@ -36,7 +37,7 @@ DTYPES: dict[str, torch.dtype] = {
 }
 DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
-_MAX_HEADER = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own cap on the header (MAX_HEADER_SIZE)
 
 
 @dataclass(frozen=True)
@@ -57,34 +58,130 @@ class TensorEntry:
         return n
 
 
-def read_header(path: Path) -> tuple[dict[str, TensorEntry], dict[str, str]]:
-    """Parse a safetensors header: tensor entries (in file order) and the free-form metadata."""
-    try:
-        with open(path, "rb") as f:
+def read_header(
+    path: Path, root: Path | None = None
+) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """Parse a safetensors header: tensor entries (in file order) and the free-form metadata.
+
+    Everything the header claims is checked against the file before a tensor is read, as
+    safetensors itself does (``validate``): a tensor's bytes are then never allocated from a
+    size the file does not back. ``root``: the checkpoint directory the file must stay in
+    (``checkpoint_files.confined``).
+    """
+    with open_checked(path, root) as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
             raw_len = f.read(8)
             if len(raw_len) != 8:
                 raise AdapterError(f"{path}: not a safetensors file (shorter than 8 bytes)")
             (header_len,) = struct.unpack("<Q", raw_len)
-            if header_len > _MAX_HEADER:
-                raise AdapterError(f"{path}: not a safetensors file (header of {header_len} bytes)")
-            header = json.loads(f.read(header_len))
-    except OSError as e:
-        raise AdapterError(f"{path}: cannot read ({e.strerror})") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if header_len > MAX_HEADER_BYTES:
+                raise AdapterError(
+                    f"{path}: not a safetensors file (header of {header_len:,} bytes, over the "
+                    f"{MAX_HEADER_BYTES:,}-byte cap safetensors itself sets)"
+                )
+            if 8 + header_len > size:
+                raise AdapterError(
+                    f"{path}: header claims {header_len:,} bytes but the file has {size:,}; "
+                    "the file is truncated or not safetensors"
+                )
+            raw = f.read(header_len)
+        except OSError as e:
+            raise AdapterError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        header = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise AdapterError(f"{path}: not a safetensors file (header is not JSON: {e})") from e
-    data_start = 8 + header_len
+    except _DuplicateKey as e:
+        raise AdapterError(f"{path}: header names tensor {e.args[0]!r} twice") from None
+    if not isinstance(header, dict):
+        raise AdapterError(f"{path}: not a safetensors file (header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
-    entries = []
-    for name, info in header.items():
-        dtype = info.get("dtype")
-        if dtype not in DTYPES:
-            raise AdapterError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
-        begin, end = info["data_offsets"]
-        entries.append(
-            TensorEntry(name, dtype, tuple(info["shape"]), data_start + begin, end - begin)
-        )
-    entries.sort(key=lambda e: e.start)
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise AdapterError(f"{path}: __metadata__ must map names to strings")
+    data_start = 8 + header_len
+    entries = [_entry(path, name, info, data_start, size) for name, info in header.items()]
+    entries.sort(key=lambda e: (e.start, e.nbytes))
+    _check_layout(path, entries, data_start, size)
     return {e.name: e for e in entries}, metadata
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _entry(path: Path, name: str, info: object, data_start: int, size: int) -> TensorEntry:
+    """One header entry, checked: known dtype, shape of counts, offsets within the file that
+    hold exactly numel x dtype size bytes."""
+
+    def bad(problem: str) -> AdapterError:
+        return AdapterError(
+            f"{path}: tensor {name!r} {problem}; the file is damaged or not safetensors"
+        )
+
+    if not isinstance(info, dict):
+        raise bad("has no {dtype, shape, data_offsets} entry")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in DTYPES:
+        raise AdapterError(
+            f"{path}: tensor {name!r} has unsupported dtype {dtype!r}; known: {', '.join(DTYPES)}"
+        )
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise bad(f"has shape {shape!r}, not a list of non-negative integers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_count, offsets)):
+        raise bad(f"has data_offsets {offsets!r}, not [begin, end] in bytes")
+    begin, end = offsets
+    data_len = size - data_start
+    if begin > end:
+        raise bad(f"has data_offsets [{begin}, {end}]: begin after end")
+    if end > data_len:
+        raise bad(
+            f"has data_offsets [{begin:,}, {end:,}] past the end of the data, which holds "
+            f"{data_len:,} bytes"
+        )
+    numel = 1
+    for d in shape:
+        numel *= d
+    expected = numel * DTYPES[dtype].itemsize
+    if end - begin != expected:
+        raise bad(f"holds {end - begin:,} bytes but shape {shape} of {dtype} needs {expected:,}")
+    return TensorEntry(name, dtype, tuple(shape), data_start + begin, end - begin)
+
+
+def _check_layout(path: Path, entries: list[TensorEntry], data_start: int, size: int) -> None:
+    """The tensors, in offset order, cover the data section exactly: no overlap, no gap, no
+    trailing bytes (safetensors' own rule)."""
+    at, previous = data_start, None
+    for e in entries:
+        if e.start < at:
+            raise AdapterError(
+                f"{path}: tensor {e.name!r} overlaps tensor {previous!r}; the file is damaged "
+                "or not safetensors"
+            )
+        if e.start > at:
+            raise AdapterError(
+                f"{path}: {e.start - at:,} bytes before tensor {e.name!r} belong to no tensor; "
+                "the file is damaged or not safetensors"
+            )
+        at, previous = e.start + e.nbytes, e.name
+    if at != size:
+        raise AdapterError(
+            f"{path}: {size - at:,} bytes after the last tensor belong to no tensor; the file "
+            "is damaged or not safetensors"
+        )
 
 
 def read_tensor(f, entry: TensorEntry, buffer: bytearray | None = None) -> torch.Tensor:
@@ -106,10 +203,11 @@ def read_tensor(f, entry: TensorEntry, buffer: bytearray | None = None) -> torch
     return torch.frombuffer(view, dtype=DTYPES[entry.dtype]).reshape(entry.shape)
 
 
-def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (name, tensor) for every tensor of a file, one at a time."""
-    entries, _ = read_header(path)
-    with open(path, "rb") as f:
+def iter_tensors(path: Path, root: Path | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, tensor) for every tensor of a file, one at a time (``root``: as for
+    ``read_header``)."""
+    entries, _ = read_header(path, root)
+    with open_checked(path, root) as f:
         for entry in entries.values():
             yield entry.name, read_tensor(f, entry)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.adapters import Adapter, AdapterError, FullCheckpoint, export_lora, load, merge
+from evalsuite.adapters.checkpoint_files import read_capped
 from evalsuite.adapters.merge import check_against_base, parse_dtype
 from evalsuite.adapters.model_files import read_model_config, read_model_weights
 from evalsuite.adapters.safetensors_io import read_header
@@ -29,7 +30,7 @@ from evalsuite.settings import cache_root
 def model_fingerprint(model_dir: Path) -> str:
     """Identity of a model directory without reading its weights: config and shard headers."""
     weights = read_model_weights(model_dir)
-    h = hashlib.sha256((model_dir / "config.json").read_bytes())
+    h = hashlib.sha256(read_capped(model_dir / "config.json"))  # within config.json's cap
     for shard in weights.shards:
         entries, _ = read_header(shard)
         h.update(shard.name.encode())
