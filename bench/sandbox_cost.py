@@ -3,11 +3,15 @@
 Three routes run the same programs through ``Sandbox`` (2 workers), each in a fresh
 process, in alternating rounds:
 
-* ``jail``: this checkout, ``isolation="auto"`` (bubblewrap jail, PID/IPC/mount namespaces
-  and a cgroup per program, uid per slot);
-* ``basic``: this checkout, ``isolation="basic"`` (audit hook; the cgroup still applies);
-* ``anchor``: the sandbox as it was before the jail (namespaces made by our own mount code,
-  no IPC namespace or cgroup per program), from a git worktree of ``--anchor``.
+* ``jail``: this checkout, ``isolation="auto"`` (bubblewrap jail with a read-only root;
+  per program PID/IPC/mount/network/UTS namespaces, a cgroup, a uid per slot and the
+  seccomp allowlist);
+* ``basic``: this checkout, ``isolation="basic"`` (audit hook and the seccomp filter; the
+  cgroup still applies);
+* ``anchor``: the sandbox before the second security round (the same jail without the
+  network/UTS namespace per program and without seccomp), from a git worktree of
+  ``--anchor``. The first round's figures (the jail against the sandbox before it,
+  ``36cf66d``: 1.01x) are in git history.
 
 Programs: ``--programs`` small HumanEval-like scripts (a function defined and called a few
 times; every tenth imports numpy), as scoring runs them. Start-up (the zygote) is timed
@@ -35,7 +39,7 @@ from results_md import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Sandbox isolation cost per program (bench/sandbox_cost.py)"
-ANCHOR = "36cf66d"  # the last commit before the bubblewrap jail (issue 14)
+ANCHOR = "ac183b3"  # the last commit before the seccomp filter and per-program netns (issue 26)
 
 RUN = """\
 import json, sys, time
@@ -106,8 +110,8 @@ def main() -> None:
         f"{platform.python_version()}; load average before and after each round: "
         + " | ".join(loads),
         f"- {args.programs} programs per run (every tenth imports numpy), 2 workers, "
-        f"{args.rounds} alternating rounds; anchor = `{args.anchor}` (own mount code, no IPC "
-        "namespace or cgroup per program)",
+        f"{args.rounds} alternating rounds; anchor = `{args.anchor}` (the jail without a "
+        "network namespace per program and without the seccomp filter)",
         "",
         "| route | ms per program (best) | every round | zygote start s (median) | failed |",
         "|---|---:|---|---:|---:|",
@@ -122,6 +126,7 @@ def main() -> None:
         f"- jail / anchor: {best['jail'] / best['anchor']:.2f}x per program; "
         f"jail / basic: {best['jail'] / best['basic']:.2f}x",
         f"- jail reported: memory {times['jail'][0]['memory']!r}",
+        "- goal (issue 26): jail / anchor at most 1.5x",
         "",
         f"Command: `python bench/sandbox_cost.py --programs {args.programs} "
         f"--rounds {args.rounds}`",
