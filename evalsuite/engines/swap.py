@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite.adapters.checkpoint_files import open_checked, read_json_object
 from evalsuite.adapters.model_files import TOKENIZER_PATTERNS, read_model_weights
 
 # config.json fields that name or describe a file rather than the network it holds
@@ -34,7 +34,7 @@ class ModelShape:
 def model_shape(model_dir: str | Path) -> ModelShape:
     """Read from ``config.json``, the safetensors headers and the tokenizer files only."""
     model_dir = Path(model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
+    config = read_json_object(model_dir / "config.json")  # size-capped before it is read
     architecture = {k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}
     weights = read_model_weights(model_dir)
     tensors = {
@@ -46,7 +46,9 @@ def model_shape(model_dir: str | Path) -> ModelShape:
     for path in sorted(model_dir.iterdir()):
         if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in TOKENIZER_PATTERNS):
             digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            with open_checked(path) as f:  # streamed: a huge tokenizer file is not held whole
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
     return ModelShape(architecture, tensors, digest.hexdigest())
 
 
