@@ -130,6 +130,11 @@ class TaskResult(_Closed):
     n_docs_total: Count = Field(description="documents the task has")
     config: TaskConfig
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per phase")
+    engine_failures: Count = Field(
+        0,
+        description="generate tasks: samples the engine ended without an answer (abort, "
+        "error), counted as failures and never scored as text",
+    )
     sandbox: SandboxRecord | None = Field(
         None, description="tasks that run generated code: the sandbox it ran in"
     )
@@ -269,7 +274,9 @@ class SampleRow(BaseModel):
     verdict: bool | None = Field(description="correct or not; null where it could not be judged")
     completion: str | None = Field(description="the generated text; null for loglikelihood tasks")
     details: dict[str, Any] = Field(description="the scorer's findings (see above)")
-    finish_reason: str | None = Field(None, description="generate tasks: stop, length, ...")
+    finish_reason: str | None = Field(
+        None, description="generate tasks: stop, length, repetition; abort or error: a failure"
+    )
     num_tokens: int | None = Field(None, description="generate tasks: tokens generated")
     score: float | None = Field(None, description="a graded score, where a scorer gives one")
 

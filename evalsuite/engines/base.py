@@ -48,11 +48,33 @@ class GenerationRequest:
         return d
 
 
+# How a completion ended. An answer: "stop" (a stop string or EOS), "length" (the token
+# budget or the context ran out), "repetition" (the engine cut a repeating pattern: vLLM's
+# detector). Not an answer: "abort" (the engine dropped the request) and "error" (the
+# engine failed it, e.g. a KV load failure): such a sample is a failure with its reason,
+# never text to score, and it is not cached (a rerun asks again).
+ANSWER_ENDINGS = ("stop", "length", "repetition")
+FAILED_ENDINGS = ("abort", "error")
+FINISH_REASONS = ANSWER_ENDINGS + FAILED_ENDINGS
+
+
+def finish_reason_of(engine_reason: object) -> str:
+    """An engine's finish reason as one of ``FINISH_REASONS`` (an unknown one is an error:
+    nothing is scored that the engine did not say ended normally)."""
+    reason = "" if engine_reason is None else str(engine_reason).lower()
+    return reason if reason in FINISH_REASONS else "error"
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
     num_tokens: int
-    finish_reason: str  # "stop" (stop string or EOS) or "length"
+    finish_reason: str  # one of FINISH_REASONS
+
+    @property
+    def answered(self) -> bool:
+        """Whether this is an answer to score (``FAILED_ENDINGS`` are not)."""
+        return self.finish_reason in ANSWER_ENDINGS
 
 
 OnDone = Callable[[int, list[Completion]], None]

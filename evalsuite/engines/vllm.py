@@ -19,6 +19,7 @@ from evalsuite.engines.base import (
     OnDone,
     SwapRefused,
     TokenizerInEngine,
+    finish_reason_of,
 )
 from evalsuite.engines.swap import model_shape, swap_refusal
 
@@ -197,14 +198,15 @@ class VllmEngine(TokenizerInEngine, Engine):
                         continue
                     i = position[out.request_id]
                     done = [
-                        Completion(
-                            o.text,
-                            len(o.token_ids),
-                            "length" if o.finish_reason == "length" else "stop",
-                        )
+                        Completion(o.text, len(o.token_ids), finish_reason_of(o.finish_reason))
                         for o in out.outputs
                     ]
                     finish(i, done * requests[i].n if len(done) == 1 else done)
+            # the synchronous engine drops an aborted request without a last output: it is
+            # a failure of the engine's, never a missing row the caller trips over
+            for i in index:
+                if results[i] is None:
+                    finish(i, [Completion("", 0, "abort")] * requests[i].n)
         return results  # type: ignore[return-value]
 
     def loglikelihood_tokens(self, pairs):

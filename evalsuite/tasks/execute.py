@@ -127,6 +127,7 @@ class PreparedTask:
         ]
         missing = [i for i, k in enumerate(keys) if cache.get(k) is None]
         advance(len(keys) - len(missing))
+        failed: dict[int, list[Completion]] = {}  # not cached: a rerun asks the engine again
         started = time.perf_counter()
         if missing:
             llm = engine()  # its start or swap is timed apart (engine_start_s / engine_swap_s)
@@ -134,23 +135,36 @@ class PreparedTask:
 
             def keep(j: int, completions: list[Completion]) -> None:
                 i = missing[j]
-                cache.add(
-                    keys[i],
-                    {"doc_id": self.data.ids[i], "completions": [c.__dict__ for c in completions]},
-                )
+                if all(c.answered for c in completions):
+                    rows = [c.__dict__ for c in completions]
+                    cache.add(keys[i], {"doc_id": self.data.ids[i], "completions": rows})
+                else:
+                    failed[i] = completions
                 advance(1)
 
             llm.generate([requests[i] for i in missing], on_done=keep)
         self.timings["generate_s"] = time.perf_counter() - started
-        completions = [[Completion(**c) for c in cache.get(k)["completions"]] for k in keys]
+        completions = [
+            failed.get(i) or [Completion(**c) for c in cache.get(k)["completions"]]
+            for i, k in enumerate(keys)
+        ]
+        # a sample the engine did not finish is a failure with its reason: the scorer sees no
+        # text for it (so it cannot pass) and the record says why
+        shown = [
+            [c if c.answered else Completion("", 0, c.finish_reason) for c in outs]
+            for outs in completions
+        ]
         started = time.perf_counter()
-        scored = get_scorer(self.spec)(self.spec, self.data.docs, completions)
+        scored = get_scorer(self.spec)(self.spec, self.data.docs, shown)
         self.timings["score_s"] = time.perf_counter() - started
         for per_doc, outs in zip(scored.samples, completions, strict=True):
             for record, c in zip(per_doc, outs, strict=True):
                 record.update(
                     completion=c.text, finish_reason=c.finish_reason, num_tokens=c.num_tokens
                 )
+                if not c.answered:
+                    record.update(verdict=False, engine_failure=c.finish_reason)
+        scored.engine_failures = sum(not c.answered for outs in completions for c in outs)
         return scored
 
     def _run_multiple_choice(self, engine, cache, identity, advance) -> Scored:

@@ -35,6 +35,8 @@ class Scored:
     extra_files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # scorers that run generated code: the sandbox it ran in (results_schema.SandboxRecord)
     sandbox: dict[str, Any] | None = None
+    # samples the engine ended without an answer (engines.base.FAILED_ENDINGS): failures
+    engine_failures: int = 0
 
 
 Scorer = Callable[[TaskSpec, Sequence[dict], Sequence[list[Completion]]], Scored]
