@@ -135,6 +135,11 @@ class TaskResult(_Closed):
         description="generate tasks: samples the engine ended without an answer (abort, "
         "error), counted as failures and never scored as text",
     )
+    cut_requests: Count = Field(
+        0,
+        description="loglikelihood tasks: requests longer than the engine's limit, scored "
+        "without the start of their context (lm-eval's rule for the engine)",
+    )
     sandbox: SandboxRecord | None = Field(
         None, description="tasks that run generated code: the sandbox it ran in"
     )

@@ -129,6 +129,23 @@ class Engine(ABC):
     def max_length(self) -> int:
         """Longest sequence (prompt + generation) the engine accepts."""
 
+    @property
+    def loglikelihood_limit(self) -> int:
+        """Longest context + continuation scored whole; a longer one loses the start of its
+        context (lm-eval's rule for this kind of model). The hf rule: the model reads all but
+        the last token, so ``max_length + 1``."""
+        return self.max_length + 1
+
+    @property
+    def rolling_window(self) -> int:
+        """Tokens per window of ``loglikelihood_rolling`` (lm-eval's ``max_seq_len``)."""
+        return self.max_length
+
+    def cut_by_limit(self, pairs: Sequence[tuple[list[int], list[int]]]) -> int:
+        """How many of these pairs lose context to ``loglikelihood_limit`` (counted in the
+        results, never scored silently)."""
+        return sum(len(ctx) + len(cont) > self.loglikelihood_limit for ctx, cont in pairs)
+
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         """String pairs, encoded exactly as lm-eval's HF model encodes them."""
         return self.loglikelihood_tokens([self.encode_pair(c, x) for c, x in pairs])

@@ -19,6 +19,7 @@ class EngineLM(TemplateLM):
         self.engine = engine
         self.seed = seed
         self._bos_text = None
+        self.cut_requests = 0  # loglikelihood requests that lost context to the limit
 
     @property
     def eot_token_id(self) -> int:
@@ -47,7 +48,9 @@ class EngineLM(TemplateLM):
         return tokenizer.decode(tokens) if tokenizer is not None else ""
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
-        return self.engine.loglikelihood_tokens([(ctx, cont) for _, ctx, cont in requests])
+        pairs = [(ctx, cont) for _, ctx, cont in requests]
+        self.cut_requests += self.engine.cut_by_limit(pairs)
+        return self.engine.loglikelihood_tokens(pairs)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         pairs, owner = [], []
@@ -56,7 +59,7 @@ class EngineLM(TemplateLM):
             windows = get_rolling_token_windows(
                 token_list=self.tok_encode(text, add_special_tokens=False),
                 prefix_token=self.prefix_token_id,
-                max_seq_len=self.max_length,
+                max_seq_len=self.engine.rolling_window,  # windows fit: nothing is cut
                 context_len=1,
             )
             for window in map(make_disjoint_window, windows):

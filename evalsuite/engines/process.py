@@ -59,9 +59,8 @@ def _serve(conn, spec: EngineSpec) -> None:
     except Exception as e:
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
-    conn.send(
-        ("ready", engine.info, engine.eot_token_id, engine.prefix_token_id, engine.max_length)
-    )
+    limits = (engine.max_length, engine.loglikelihood_limit, engine.rolling_window)
+    conn.send(("ready", engine.info, engine.eot_token_id, engine.prefix_token_id, limits))
     while True:
         try:
             command, payload = conn.recv()
@@ -131,7 +130,8 @@ class EngineProcess(Engine):
         if kind == "error":
             self._proc.join(10)
             raise EngineError(f"the {spec.kind} engine could not start: {rest[0]}")
-        self.info, self._eot, self._prefix, self._max_length = rest
+        self.info, self._eot, self._prefix, limits = rest
+        self._max_length, self._loglikelihood_limit, self._rolling_window = limits
 
     @property
     def pid(self) -> int | None:
@@ -253,6 +253,14 @@ class EngineProcess(Engine):
     @property
     def max_length(self) -> int:
         return self._max_length
+
+    @property
+    def loglikelihood_limit(self) -> int:
+        return self._loglikelihood_limit
+
+    @property
+    def rolling_window(self) -> int:
+        return self._rolling_window
 
     def close(self) -> None:
         if self._proc.is_alive():

@@ -145,6 +145,17 @@ class VllmEngine(TokenizerInEngine, Engine):
         if not self.llm.reset_prefix_cache():
             raise EngineError("vLLM could not reset its prefix cache (requests still running)")
 
+    @property
+    def loglikelihood_limit(self) -> int:
+        """vLLM refuses a prompt as long as ``max_model_len`` (it must generate one token):
+        lm-eval's vLLM rule, ``max_length - 1``."""
+        return self._max_length - 1
+
+    @property
+    def rolling_window(self) -> int:
+        """lm-eval's vLLM rule: ``max_length - 2`` (one token of context, one to generate)."""
+        return self._max_length - 2
+
     def tokenize(self, texts, add_special_tokens=True):
         return [self.tokenizer.encode(t, add_special_tokens=add_special_tokens) for t in texts]
 
@@ -216,9 +227,10 @@ class VllmEngine(TokenizerInEngine, Engine):
         params = SamplingParams(temperature=0, max_tokens=1, prompt_logprobs=1, detokenize=False)
         prompts, spans = [], []
         for ctx, cont in pairs:
-            seq = (ctx + cont)[-self._max_length :]
+            seq = (ctx + cont)[-self.loglikelihood_limit :]
             prompts.append(TokensPrompt(prompt_token_ids=seq))
-            spans.append((len(seq) - len(cont), seq))
+            # position 0 has no logprob: a continuation longer than the limit loses its first
+            spans.append((max(1, len(seq) - len(cont)), seq))
         # vLLM-CPU crashes on prompt_logprobs of several sequences per step with LoRA enabled
         # (upstream #29955): one request per call there.
         chunk = 1 if (self.on_cpu and self._lora) else len(prompts)

@@ -244,6 +244,7 @@ def _task_result(task: PreparedTask, scored: Scored, limit: int | None) -> TaskR
         ),
         timings={k: round(v, 3) for k, v in task.timings.items()},
         engine_failures=scored.engine_failures,
+        cut_requests=scored.cut_requests,
         sandbox=SandboxRecord.model_validate(scored.sandbox) if scored.sandbox else None,
     )
 

@@ -183,13 +183,18 @@ class PreparedTask:
         if missing:
             llm = engine()  # its start or swap is timed apart (engine_start_s / engine_swap_s)
             started = time.perf_counter()
-            pairs = [(self.prompts[i], prefix + c) for i in missing for c in choices[i]]
-            results = iter(llm.loglikelihood(pairs))
+            pairs = [
+                llm.encode_pair(self.prompts[i], prefix + c) for i in missing for c in choices[i]
+            ]
+            results = iter(zip(pairs, llm.loglikelihood_tokens(pairs), strict=True))
             for i in missing:
-                lls = [next(results) for _ in choices[i]]
-                cache.add(keys[i], {"doc_id": ids[i], "loglikelihoods": lls})
+                scored = [next(results) for _ in choices[i]]
+                cut = llm.cut_by_limit([pair for pair, _ in scored])
+                lls = [ll for _, ll in scored]
+                cache.add(keys[i], {"doc_id": ids[i], "loglikelihoods": lls, "cut": cut})
                 advance(len(choices[i]))
         self.timings["loglikelihood_s"] = time.perf_counter() - started
+        cut_requests = sum(cache.get(key).get("cut", 0) for key in keys)
         acc, acc_norm, samples = [], [], []
         for i, key in enumerate(keys):
             lls = [ll for ll, _ in cache.get(key)["loglikelihoods"]]
@@ -214,4 +219,5 @@ class PreparedTask:
                     }
                 ]
             )
-        return Scored({"acc": mean_metric(acc), "acc_norm": mean_metric(acc_norm)}, samples)
+        metrics = {"acc": mean_metric(acc), "acc_norm": mean_metric(acc_norm)}
+        return Scored(metrics, samples, cut_requests=cut_requests)

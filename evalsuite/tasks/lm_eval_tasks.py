@@ -101,9 +101,10 @@ def run_lm_eval_task(spec: TaskSpec, task, engine: Engine, limit: int | None, se
     from evalsuite.engines.lm_eval_bridge import EngineLM
 
     shots = int(spec.lm_eval.get("num_fewshot", 0))
+    model = EngineLM(engine, seed=seed)
     try:
         out = simple_evaluate(
-            model=EngineLM(engine, seed=seed),
+            model=model,
             tasks=[task],
             # the task is built already: without an index of lm-eval's thousands of YAML
             # files, which simple_evaluate would otherwise rebuild (~5 s) for every task
@@ -150,7 +151,8 @@ def run_lm_eval_task(spec: TaskSpec, task, engine: Engine, limit: int | None, se
                 },
             }
         )
-    return {"metrics": metrics, "samples": samples, "num_fewshot": shots}
+    record = {"metrics": metrics, "samples": samples, "num_fewshot": shots}
+    return {**record, "cut_requests": model.cut_requests}
 
 
 def scored_from_record(record: dict) -> Scored:
@@ -159,4 +161,4 @@ def scored_from_record(record: dict) -> Scored:
         [{"sample_index": 0, "completion": None, "verdict": s["verdict"], "details": s["details"]}]
         for s in record["samples"]
     ]
-    return Scored(metrics, samples)
+    return Scored(metrics, samples, cut_requests=record.get("cut_requests", 0))

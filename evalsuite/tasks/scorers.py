@@ -37,6 +37,8 @@ class Scored:
     sandbox: dict[str, Any] | None = None
     # samples the engine ended without an answer (engines.base.FAILED_ENDINGS): failures
     engine_failures: int = 0
+    # loglikelihood requests longer than the engine's limit, scored without their start
+    cut_requests: int = 0
 
 
 Scorer = Callable[[TaskSpec, Sequence[dict], Sequence[list[Completion]]], Scored]
