@@ -2,8 +2,15 @@
 
 A score depends on the task's whole configuration (data and prompt by content hash, sampling,
 stop strings, scorer and its arguments) and on how the model was served (materialisation,
-dtype, engine and its version, tensor parallelism); not on where the task file or the data
-happened to live, nor on whether the engine was fresh or had the weights swapped in.
+dtype, engine and its version, the platform it computed on, tensor parallelism); not on where
+the task file or the data happened to live, nor on whether the engine was fresh or had the
+weights swapped in.
+
+The platform: vLLM's CPU and CUDA builds report the same version but sample differently
+(async scheduling and the V2 model runner are on with CUDA, off on the CPU), so a CUDA score
+is never compared with a CPU one. Results written before the platform was recorded ran on
+the CPU: no platform means ``DEFAULT_PLATFORM``, and the hash of a CPU score leaves the
+platform out, so every stored hash keeps its meaning.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+
+DEFAULT_PLATFORM = "cpu"
 
 # Task config fields that say where things were, not what was evaluated: the content they
 # point at is covered by data_sha256 / prompt_sha256, and partial covers limit.
@@ -52,6 +61,8 @@ def task_identity(config: dict[str, Any], model: dict[str, Any]) -> dict[str, An
     identity["dtype"] = model.get("dtype")
     identity["engine"] = engine.get("name") if isinstance(engine, dict) else engine
     identity["engine_version"] = engine.get("version") if isinstance(engine, dict) else None
+    platform = engine.get("platform") if isinstance(engine, dict) else None
+    identity["platform"] = platform or DEFAULT_PLATFORM
     # tensor parallelism changes the reduction order of every matmul; 1 (or absent, as in
     # results written before it was recorded) adds no key, so those hashes stay as they were
     settings = engine.get("settings") if isinstance(engine, dict) else None
@@ -68,7 +79,8 @@ def comparability_hash(config: Any, model: dict[str, Any]) -> str:
     ``config`` is a task's config, or for a suite aggregate its {task: metric} recipe.
     """
     config = config if isinstance(config, dict) else {"value": config}
-    canonical = json.dumps(
-        task_identity(config, model), sort_keys=True, separators=(",", ":"), default=str
-    )
+    identity = task_identity(config, model)
+    if identity["platform"] == DEFAULT_PLATFORM:  # as hashed before the platform was recorded
+        del identity["platform"]
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -184,6 +184,11 @@ class EngineRecord(_Closed):
     dtype: str | None = None
     lora: str | None = Field(None, description="the served LoRA's name (materialization lora)")
     settings: dict[str, Any] = Field(default_factory=dict, description="engine settings")
+    platform: str | None = Field(
+        None,
+        description="where the engine computed: cpu, cuda, rocm...; absent in results written "
+        "before it was recorded, which ran on the CPU. Part of comparability",
+    )
     note: str | None = Field(
         None, description="why no engine started (every answer came from the resume cache)"
     )

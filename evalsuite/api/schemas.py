@@ -155,6 +155,11 @@ class Score(BaseModel):
     dtype: str | None
     engine: str | None
     engine_version: str | None
+    platform: str | None = Field(
+        None,
+        description="where the engine computed: cpu, cuda, rocm...; null for scores stored "
+        "before this was recorded (they ran on the CPU)",
+    )
     data_sha256: str | None
     prompt_sha256: str | None
     sandbox: str | None = Field(

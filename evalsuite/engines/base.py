@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evalsuite.comparable import DEFAULT_PLATFORM
 from evalsuite.errors import EvalsuiteError
 
 
@@ -90,6 +91,9 @@ class EngineInfo:
     dtype: str
     lora: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    # where it computed: cpu, cuda, rocm... (the CPU and CUDA builds of vLLM report the same
+    # version but sample differently, so scores from each are compared only among themselves)
+    platform: str = DEFAULT_PLATFORM
 
 
 class Engine(ABC):

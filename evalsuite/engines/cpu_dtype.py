@@ -69,6 +69,17 @@ def engine_on_cpu(kind: str) -> bool:
     return not torch.cuda.is_available()
 
 
+def engine_platform(kind: str) -> str:
+    """Where an engine of this (resolved) kind will compute, known before it starts (the
+    resume cache's key needs it): vLLM's CPU build is cpu, the CUDA/ROCm build cuda or rocm;
+    the transformers engine loads onto the CPU (it takes no device yet)."""
+    if kind == "vllm" and not engine_on_cpu(kind):
+        import torch
+
+        return "rocm" if getattr(torch.version, "hip", None) else "cuda"
+    return "cpu"
+
+
 def emulated_advice(dtype: str, on_cpu: bool) -> str | None:
     """:func:`bf16_advice` for an engine on this machine (None off the CPU)."""
     return bf16_advice(dtype, cpu_flags()) if on_cpu else None

@@ -74,6 +74,7 @@ class HfEngine(TokenizerInEngine, Engine):
             dtype=dtype,
             lora=str(lora_dir) if lora_dir else None,
             settings={"batch_size": batch_size, "max_model_len": self._max_length},
+            platform=model.device.type,
         )
 
     # -- swapping -----------------------------------------------------------------------

@@ -117,6 +117,7 @@ class VllmEngine(TokenizerInEngine, Engine):
                 "device": "cpu" if self.on_cpu else "gpu",
                 "max_model_len": self._max_length,
             },
+            platform=str(current_platform.device_type or "unknown"),
         )
 
     def swap_weights(self, model_dir: str) -> None:

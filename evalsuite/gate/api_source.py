@@ -19,6 +19,7 @@ import time
 from typing import Any, Protocol
 
 from evalsuite.base_epoch import is_trained
+from evalsuite.comparable import DEFAULT_PLATFORM
 from evalsuite.gate.evidence import GateInputError, TaskEvidence
 
 _PAGE = 1000  # the service's largest samples page
@@ -53,8 +54,15 @@ _IDENTITY = (
     "dtype",
     "engine",
     "engine_version",
-    "config_hash",  # the service's hash of the task config + the four above
+    "platform",  # null in scores stored before it was recorded: the CPU
+    "config_hash",  # the service's hash of the task config + the fields above
 )
+
+
+def _identity_value(score: dict[str, Any], key: str) -> Any:
+    """A score's identity field; a platform the service did not record is the CPU's."""
+    value = score.get(key)
+    return value or DEFAULT_PLATFORM if key == "platform" else value
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -157,21 +165,21 @@ class ApiSource:
         if not rows:
             raise GateInputError(f"{self.label}: {where} has no scores for task {task!r}")
         picked = [s for s in rows if s["metric"] == metric] or rows
-        kinds = {tuple(s.get(k) for k in _IDENTITY) for s in picked}
+        kinds = {tuple(_identity_value(s, k) for k in _IDENTITY) for s in picked}
         if len(kinds) > 1:
             raise GateInputError(
                 f"{self.label}: {where} holds {task}/{metric} from {len(kinds)} different "
-                "settings (materialisation, dtype, engine or task config); gate one of them "
-                "with --candidate-results/--baseline-results"
+                "settings (materialisation, dtype, engine, platform or task config); gate one "
+                "of them with --candidate-results/--baseline-results"
             )
         first, kind = picked[0], next(iter(kinds))
-        same = [s for s in rows if tuple(s.get(k) for k in _IDENTITY) == kind]
+        same = [s for s in rows if tuple(_identity_value(s, k) for k in _IDENTITY) == kind]
         checkpoint_id = checkpoint["id"]
         return TaskEvidence(
             where=where,
             partial=bool(first.get("partial")),
             stored={s["metric"]: float(s["value"]) for s in same if s.get("value") is not None},
-            identity={k: first.get(k) for k in _IDENTITY},
+            identity={k: _identity_value(first, k) for k in _IDENTITY},
             load_rows=lambda: self.sample_rows(checkpoint_id, task),
             checkpoint_id=checkpoint_id,
         )

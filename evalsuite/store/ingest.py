@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from evalsuite.comparable import comparability_hash
+from evalsuite.comparable import DEFAULT_PLATFORM, comparability_hash
 from evalsuite.protocol import forgetting
 from evalsuite.results_schema import ResultsFile, SampleRow
 from evalsuite.store.db import json_dumps
@@ -71,6 +71,7 @@ def score_rows(job: Job, results: ResultsFile) -> list[dict[str, Any]]:
         "dtype": _fits(results.model.dtype, "dtype"),
         "engine": _fits(engine.name, "engine"),
         "engine_version": _fits(engine.version, "engine_version"),
+        "platform": _fits(engine.platform or DEFAULT_PLATFORM, "platform"),
     }
     rows: list[dict[str, Any]] = []
     for task, result in results.tasks.items():

@@ -173,6 +173,9 @@ class Score(Base):
     dtype: Mapped[str | None] = mapped_column(String(32))
     engine: Mapped[str | None] = mapped_column(String(64))
     engine_version: Mapped[str | None] = mapped_column(String(64))
+    # where the engine computed (cpu, cuda, ...); null for scores stored before revision 0005,
+    # which ran on the CPU (comparable.DEFAULT_PLATFORM)
+    platform: Mapped[str | None] = mapped_column(String(32))
     data_sha256: Mapped[str | None] = mapped_column(String(128))
     prompt_sha256: Mapped[str | None] = mapped_column(String(128))
     # how the task's generated programs were confined: namespaces (the jail) or basic (the
