@@ -471,9 +471,10 @@ ENDINGS = {
     "segv": ("import ctypes\nctypes.string_at(0)\n", 20, None),  # a crash: SIGSEGV
     "exit": ("import os\nos._exit(3)\n", 20, None),
     "memory": (
-        "import os\nkids = []\nfor _ in range(4):\n    pid = os.fork()\n    if pid == 0:\n"
+        "import os, time\nkids = []\nfor _ in range(4):\n    pid = os.fork()\n    if pid == 0:\n"
         "        block = bytearray(100 * 2**20)\n"
         "        block[::4096] = b'x' * len(block[::4096])\n"
+        "        time.sleep(3)\n"  # all four hold their 100 MiB at once: 400 MiB > the cap
         "        os._exit(0)\n    kids.append(pid)\nfor pid in kids:\n    os.waitpid(pid, 0)\n",
         60,
         None,
